@@ -1,0 +1,660 @@
+// Package batch is the nightly batch layer. It recomputes the views from
+// the master data and every stream result: pending transactions become
+// approved, card balances are settled, customers re-scored and credit
+// limits cut (the rules of package txpipe). It streams the stream results
+// through Apache Arrow record batches, so its memory is bounded by the
+// cards and the batch size, not by the transactions, and it replaces the
+// previous views atomically: a failed run leaves them as they were.
+package batch
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/serving/csvfile"
+)
+
+const defaultLoaders = 2
+
+// DefaultBatchRows is the default number of rows of an Arrow record batch.
+const DefaultBatchRows = 64 << 10
+
+// Options configure a run.
+type Options struct {
+	// DB selects MySQL mode: the master tables and stream_transactions are
+	// read from it, and the views are written to its tables as well as to
+	// ResultsDir. The pool must allow at least two connections.
+	DB *sql.DB
+	// DataDir is the dataset directory of CSV mode (customers.csv,
+	// credit_card_types.csv, cards.csv).
+	DataDir string
+	// ResultsDir is where results/*.csv are written ("results" when empty);
+	// in CSV mode stream_transactions.csv is read from it too, and the runs
+	// are recorded in batch_runs.csv there.
+	ResultsDir string
+	// Parquet also writes results/*.parquet.
+	Parquet bool
+	// Alloc allocates the Arrow memory; memory.DefaultAllocator when nil.
+	Alloc memory.Allocator
+	// BatchRows is the size of the Arrow record batches (DefaultBatchRows
+	// when zero).
+	BatchRows int
+	// Publish, when set, is called with the cards whose credit limit
+	// changed, after the new views are in place.
+	Publish func(ctx context.Context, changed []txpipe.Card) error
+	// Log receives progress and warnings; slog.Default() when nil.
+	Log *slog.Logger
+	// Now is the clock of the runs record; time.Now when nil.
+	Now func() time.Time
+
+	// hook, for tests, is called after each record batch ("rows", with the
+	// rows read so far) and before the views are committed ("commit"); an
+	// error fails the run there.
+	hook func(point string, rows int64) error
+	// loaders, for tests and benchmarks, is the number of connections
+	// loading batch_transactions (defaultLoaders when zero).
+	loaders int
+	// forceInsert, for tests, writes MySQL with INSERT even where LOAD DATA
+	// LOCAL INFILE works.
+	forceInsert bool
+}
+
+// Summary describes a run.
+type Summary struct {
+	Transactions      int64 // stream rows read
+	Approved          int64
+	Declined          int64
+	Cards             int64
+	CardsRelimited    int64 // cards whose credit limit changed
+	Customers         int64
+	CustomersRescored int64 // customers whose credit score changed
+	// Cutoff is the transaction id of the last stream row included.
+	Cutoff  string
+	Elapsed time.Duration
+}
+
+// String is the one-line report of a run.
+func (s Summary) String() string {
+	cutoff := s.Cutoff
+	if cutoff == "" {
+		cutoff = "none"
+	}
+	return fmt.Sprintf("batch: %d rows (%d approved, %d declined) up to transaction %s, %d of %d cards re-limited, %d of %d customers re-scored, %.2fs",
+		s.Transactions, s.Approved, s.Declined, cutoff, s.CardsRelimited, s.Cards, s.CustomersRescored, s.Customers, s.Elapsed.Seconds())
+}
+
+// Run runs the batch once. Its outputs are a function of the master data
+// and the stream results only: running it again gives the same files and
+// tables. When it fails, the previous views (files and tables) stay, and
+// the run is recorded as failed.
+func Run(ctx context.Context, o Options) (Summary, error) {
+	t0 := time.Now()
+	if err := o.defaults(); err != nil {
+		return Summary{}, err
+	}
+	r := &run{o: o, log: o.Log}
+	var record runs
+	if o.DB != nil {
+		if n := o.DB.Stats().MaxOpenConnections; n > 0 && n < 2 {
+			return Summary{}, fmt.Errorf("batch: the database pool allows %d connection, the batch needs 2", n)
+		}
+		conn, err := o.DB.Conn(ctx)
+		if err != nil {
+			return Summary{}, fmt.Errorf("batch: connect: %w", err)
+		}
+		if err := acquireLock(ctx, conn); err != nil {
+			conn.Close()
+			return Summary{}, fmt.Errorf("batch: %w", err)
+		}
+		defer releaseConn(conn)
+		r.readConn = conn
+		record = mysqlRuns{o.DB}
+	} else {
+		record = &csvRuns{path: filepath.Join(o.ResultsDir, RunsFile)}
+	}
+	started := o.Now()
+	id, err := record.start(ctx, started)
+	if err != nil {
+		return Summary{}, fmt.Errorf("batch: %w", err)
+	}
+	r.log.Info("batch run started", "run", id, "mysql", o.DB != nil, "results", o.ResultsDir)
+
+	err = r.execute(ctx)
+	r.sum.Elapsed = time.Since(t0)
+	run := runRecord{ID: id, StartedAt: started, FinishedAt: o.Now(), Rows: r.sum.Transactions, Cutoff: r.sum.Cutoff, Status: statusOK}
+	if err != nil {
+		err = fmt.Errorf("batch: %w", err)
+		run.Status, run.Error = statusFailed, err.Error()
+	}
+	// The end is recorded even when ctx is canceled.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if ferr := record.finish(fctx, run); ferr != nil {
+		if err == nil {
+			err = fmt.Errorf("batch: %w", ferr)
+		} else {
+			r.log.Error("batch run not recorded", "run", id, "err", ferr)
+		}
+	}
+	if err != nil {
+		r.log.Error("batch run failed", "run", id, "err", err)
+		return r.sum, err
+	}
+	r.log.Info(r.sum.String(), "run", id)
+	return r.sum, nil
+}
+
+func (o *Options) defaults() error {
+	if o.DB == nil && o.DataDir == "" {
+		return errors.New("batch: neither a database nor a dataset directory (DataDir) is set")
+	}
+	if o.ResultsDir == "" {
+		o.ResultsDir = "results"
+	}
+	if o.Alloc == nil {
+		o.Alloc = memory.DefaultAllocator
+	}
+	if o.BatchRows <= 0 {
+		o.BatchRows = DefaultBatchRows
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+type run struct {
+	o        Options
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	readConn *sql.Conn
+
+	cardIdx map[int64]int  // card id → index in master.Cards
+	sums    []txpipe.Money // approved amounts per card, by index
+	workers []*worker      // all the writers
+	shards  []*worker      // the loaders, each given every len(shards)-th record
+	batches int
+	closed  bool
+	sum     Summary
+}
+
+// output is a file written to a temporary name until commit.
+type output struct {
+	commit func() error
+	abort  func()
+	done   bool
+}
+
+type outputs []*output
+
+func (outs outputs) abort() {
+	for _, o := range outs {
+		if !o.done {
+			o.abort()
+			o.done = true
+		}
+	}
+}
+
+func (outs outputs) commit() error {
+	for _, o := range outs {
+		o.done = true
+		if err := o.commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) path(name string) string { return filepath.Join(r.o.ResultsDir, name) }
+
+func parquetName(csvName string) string { return strings.TrimSuffix(csvName, ".csv") + ".parquet" }
+
+func (r *run) execute(parent context.Context) (err error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	r.ctx, r.cancel = ctx, cancel
+	o := r.o
+	if err := os.MkdirAll(o.ResultsDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", o.ResultsDir, err)
+	}
+
+	// MySQL: empty <view>_next tables, and how to fill them.
+	phase, t := "prepare", time.Now()
+	lap := func(next string) {
+		r.log.Debug("batch phase done", "phase", phase, "elapsed", time.Since(t))
+		phase, t = next, time.Now()
+	}
+	var writeConns []*sql.Conn // [0] also runs the DDL
+	useLoad := false
+	if o.DB != nil {
+		defer func() {
+			// A canceled run has lost these connections: the unfinished
+			// tables are dropped through another.
+			for _, c := range writeConns {
+				c.Close()
+			}
+			if err != nil {
+				if derr := dropNext(o.DB); derr != nil {
+					r.log.Warn("batch: drop the unfinished tables (the next run drops them)", "err", derr)
+				}
+			}
+		}()
+		loaders := r.loaders()
+		for range loaders {
+			c, err := o.DB.Conn(ctx)
+			if err != nil {
+				return fmt.Errorf("connect: %w", err)
+			}
+			writeConns = append(writeConns, c)
+		}
+		if err := prepareTables(ctx, writeConns[0]); err != nil {
+			return err
+		}
+		if !o.forceInsert {
+			if perr := probeLoadData(ctx, writeConns[0]); perr != nil {
+				r.log.Warn("batch: LOAD DATA LOCAL INFILE refused, writing with INSERT", "err", perr)
+			} else {
+				useLoad = true
+			}
+		}
+	}
+
+	lap("master")
+	// Master data. In MySQL mode it and the stream are read in one
+	// snapshot.
+	var master *txpipe.Master
+	var readTx *sql.Tx
+	if o.DB != nil {
+		readTx, err = r.readConn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+		if err != nil {
+			return fmt.Errorf("begin the read transaction: %w", err)
+		}
+		defer readTx.Rollback()
+		master, err = readMasterMySQL(ctx, readTx)
+	} else {
+		master, err = csvfile.ReadMaster(o.DataDir)
+	}
+	if err != nil {
+		return err
+	}
+	r.cardIdx = make(map[int64]int, len(master.Cards))
+	for i, c := range master.Cards {
+		r.cardIdx[c.ID] = i
+	}
+	r.sums = make([]txpipe.Money, len(master.Cards))
+
+	// Outputs, to temporary files until the end.
+	var outs outputs
+	defer func() {
+		if err != nil {
+			outs.abort()
+		}
+	}()
+	addCSV := func(name string, header []string) (*csvfile.Writer, error) {
+		w, err := csvfile.Create(r.path(name), header)
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, &output{commit: w.Commit, abort: w.Abort})
+		return w, nil
+	}
+	var pqs []*parquetOut
+	addParquet := func(name string, schema *arrow.Schema) (*parquetOut, error) {
+		p, err := createParquet(r.path(parquetName(name)), schema, o.Alloc)
+		if err != nil {
+			return nil, err
+		}
+		pqs = append(pqs, p)
+		outs = append(outs, &output{commit: p.commit, abort: p.abort})
+		return p, nil
+	}
+	batchCSV, err := addCSV(csvfile.BatchFile, csvfile.ResultColumns)
+	if err != nil {
+		return err
+	}
+
+	lap("stream")
+	// The stream, record batch by record batch, to the writers.
+	defer r.stopWorkers()
+	r.startWorker("write "+r.path(csvfile.BatchFile), (&txCSV{w: batchCSV}).consume)
+	if o.Parquet {
+		p, err := addParquet(csvfile.BatchFile, txSchema)
+		if err != nil {
+			return err
+		}
+		r.startWorker("parquet", p.consume)
+	}
+	// batch_transactions_next is loaded through several connections, the
+	// records dealt round-robin: the server inserts in parallel.
+	for _, conn := range writeConns {
+		r.startLoader(func(ch <-chan arrow.Record) error {
+			if useLoad {
+				return loadData(ctx, conn, batchTable+"_next", ch)
+			}
+			return insertTx(ctx, conn, batchTable+"_next", ch)
+		})
+	}
+	b := newTxBuilder(o.Alloc, o.BatchRows)
+	if o.DB != nil {
+		err = readStreamMySQL(ctx, readTx, b, r.emit)
+	} else {
+		err = readStreamCSV(r.path(csvfile.StreamFile), b, r.emit)
+	}
+	b.release()
+	if err != nil {
+		cancel(err)
+		r.stopWorkers()
+		// The first failure, which the others may only echo.
+		if cause := context.Cause(ctx); !errors.Is(err, cause) {
+			return cause
+		}
+		return err
+	}
+
+	// While the writers finish the last records: the read transaction
+	// ends, the cards are settled, the customers re-scored, and both
+	// written (in MySQL mode through the reading connection, now free).
+	r.closeWorkers()
+	lap("rescore")
+	changed, err := r.writeMaster(ctx, readTx, master, useLoad, addCSV, addParquet)
+	if err != nil {
+		cancel(err)
+	}
+	r.stopWorkers()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+
+	lap("commit")
+	// Commit: files first, then the tables in one RENAME.
+	if o.hook != nil {
+		if err := o.hook("commit", r.sum.Transactions); err != nil {
+			return err
+		}
+	}
+	for _, p := range pqs {
+		if err := p.finish(); err != nil {
+			return err
+		}
+	}
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	if err := outs.commit(); err != nil {
+		return err
+	}
+	if o.DB != nil {
+		dropErr, err := swapTables(ctx, writeConns[0])
+		if err != nil {
+			return err
+		}
+		if dropErr != nil {
+			r.log.Warn("batch: the previous views were not dropped (the next run drops them)", "err", dropErr)
+		}
+	}
+	lap("publish")
+	if o.Publish != nil {
+		if err := o.Publish(ctx, changed); err != nil {
+			return fmt.Errorf("the views are committed, but publishing the %d changed cards failed: %w", len(changed), err)
+		}
+	}
+	lap("")
+	return nil
+}
+
+// writeMaster settles the cards and re-scores the customers, and writes
+// them to the CSV files, the Parquet files and the MySQL tables.
+func (r *run) writeMaster(ctx context.Context, readTx *sql.Tx, master *txpipe.Master, useLoad bool,
+	addCSV func(string, []string) (*csvfile.Writer, error), addParquet func(string, *arrow.Schema) (*parquetOut, error)) ([]txpipe.Card, error) {
+	if readTx != nil {
+		if err := readTx.Commit(); err != nil {
+			return nil, fmt.Errorf("end the read transaction: %w", err)
+		}
+	}
+	customers, cards, changed, err := r.rescore(master)
+	if err != nil {
+		return nil, err
+	}
+	cw, err := addCSV(csvfile.CardsUpdatedFile, csvfile.CardColumns)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cards {
+		if err := cw.WriteCard(c); err != nil {
+			return nil, fmt.Errorf("card_id %d: %w", c.ID, err)
+		}
+	}
+	uw, err := addCSV(csvfile.CustomersUpdFile, csvfile.CustomerColumns)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range customers {
+		if err := uw.WriteCustomer(c); err != nil {
+			return nil, fmt.Errorf("customer_id %d: %w", c.ID, err)
+		}
+	}
+	if r.o.Parquet {
+		if err := r.writeMasterParquet(addParquet, cards, customers); err != nil {
+			return nil, err
+		}
+	}
+	if r.o.DB != nil {
+		if err := writeMasterViews(ctx, r.readConn, useLoad, cards, customers); err != nil {
+			return nil, err
+		}
+	}
+	return changed, nil
+}
+
+func (r *run) startWorker(name string, consume func(<-chan arrow.Record) error) {
+	r.workers = append(r.workers, startWorker(name, r.cancel, consume))
+}
+
+// startLoader starts a worker that gets every len(loaders)-th record.
+func (r *run) startLoader(consume func(<-chan arrow.Record) error) {
+	w := startWorker("load", r.cancel, consume)
+	r.workers = append(r.workers, w)
+	w.sharded = true
+	r.shards = append(r.shards, w)
+}
+
+// loaders is the number of connections loading batch_transactions_next,
+// within the pool's limit (one connection reads).
+func (r *run) loaders() int {
+	n := r.o.loaders
+	if n <= 0 {
+		n = defaultLoaders
+	}
+	if max := r.o.DB.Stats().MaxOpenConnections; max > 0 {
+		n = min(n, max-1)
+	}
+	return max(n, 1)
+}
+
+// closeWorkers tells the workers that no record follows.
+func (r *run) closeWorkers() {
+	if !r.closed {
+		r.closed = true
+		for _, w := range r.workers {
+			close(w.ch)
+		}
+	}
+}
+
+// stopWorkers closes the workers' inputs, waits for them and returns the
+// first error.
+func (r *run) stopWorkers() error {
+	r.closeWorkers()
+	var first error
+	for _, w := range r.workers {
+		<-w.done
+		if w.err != nil && first == nil {
+			first = w.err
+		}
+	}
+	return first
+}
+
+// emit settles a record of stream results and hands it to the writers.
+func (r *run) emit(in arrow.Record) error {
+	defer in.Release()
+	if r.ctx.Err() != nil {
+		return context.Cause(r.ctx)
+	}
+	out, err := r.settle(in)
+	if err != nil {
+		return err
+	}
+	defer out.Release()
+	var shard *worker
+	if len(r.shards) > 0 {
+		shard = r.shards[r.batches%len(r.shards)]
+	}
+	r.batches++
+	for _, w := range r.workers {
+		if w.sharded && w != shard {
+			continue
+		}
+		out.Retain()
+		select {
+		case w.ch <- out:
+		case <-r.ctx.Done():
+			out.Release()
+			return context.Cause(r.ctx)
+		}
+	}
+	if r.o.hook != nil {
+		return r.o.hook("rows", r.sum.Transactions)
+	}
+	return nil
+}
+
+// settle returns in with pending settled to approved, and adds the
+// approved amounts to their cards.
+func (r *run) settle(in arrow.Record) (arrow.Record, error) {
+	c := columns(in)
+	sb := array.NewStringBuilder(r.o.Alloc)
+	defer sb.Release()
+	sb.Reserve(c.n)
+	sb.ReserveData(c.n * len(txpipe.StatusApproved))
+	approved, declined := int64(0), int64(0)
+	for i := 0; i < c.n; i++ {
+		k, ok := r.cardIdx[c.card[i]]
+		if !ok {
+			return nil, fmt.Errorf("stream_transactions row %d (transaction_id %d): card %d is not in the master data",
+				r.sum.Transactions+int64(i)+1, c.id[i], c.card[i])
+		}
+		switch txpipe.Settle(txpipe.Status(c.status.Value(i))) {
+		case txpipe.StatusApproved:
+			sb.BinaryBuilder.Append(approvedBytes)
+			r.sums[k] += txpipe.Money(c.amount[i])
+			approved++
+		default:
+			sb.BinaryBuilder.Append(declinedBytes)
+			declined++
+		}
+	}
+	status := sb.NewArray()
+	defer status.Release()
+	cols := slices.Clone(in.Columns())
+	cols[colStatus] = status
+	out := array.NewRecord(txSchema, cols, int64(c.n))
+	r.sum.Transactions += int64(c.n)
+	r.sum.Approved += approved
+	r.sum.Declined += declined
+	if c.n > 0 {
+		r.sum.Cutoff = strconv.FormatInt(c.id[c.n-1], 10)
+	}
+	return out, nil
+}
+
+// rescore settles the cards' balances and applies txpipe.Rescore.
+func (r *run) rescore(m *txpipe.Master) ([]txpipe.Customer, []txpipe.Card, []txpipe.Card, error) {
+	settled := make([]txpipe.Card, len(m.Cards))
+	for i, c := range m.Cards {
+		c.CurrentBalance += r.sums[i]
+		if c.CurrentBalance >= txpipe.MaxMoney || c.CurrentBalance <= -txpipe.MaxMoney {
+			return nil, nil, nil, fmt.Errorf("card_id %d: settled balance %s is out of range", c.ID, c.CurrentBalance)
+		}
+		settled[i] = c
+	}
+	customers, cards := txpipe.Rescore(m.Customers, settled)
+	var changed []txpipe.Card
+	for i, c := range cards {
+		if c.CreditLimit != m.Cards[i].CreditLimit {
+			changed = append(changed, c)
+		}
+	}
+	var rescored int64
+	for i, c := range customers {
+		if c.CreditScore != m.Customers[i].CreditScore {
+			rescored++
+		}
+	}
+	r.sum.Cards, r.sum.CardsRelimited = int64(len(cards)), int64(len(changed))
+	r.sum.Customers, r.sum.CustomersRescored = int64(len(customers)), rescored
+	return customers, cards, changed, nil
+}
+
+// writeMasterParquet writes cards_updated.parquet and
+// customers_updated.parquet, one record each (bounded by the cards).
+func (r *run) writeMasterParquet(add func(string, *arrow.Schema) (*parquetOut, error), cards []txpipe.Card, customers []txpipe.Customer) error {
+	mem := r.o.Alloc
+	cb := array.NewRecordBuilder(mem, cardSchema)
+	defer cb.Release()
+	for _, c := range cards {
+		cb.Field(0).(*array.Int64Builder).Append(c.ID)
+		cb.Field(1).(*array.Int64Builder).Append(c.CustomerID)
+		cb.Field(2).(*array.Int64Builder).Append(c.CardTypeID)
+		cb.Field(3).(*array.StringBuilder).Append(c.Number)
+		cb.Field(4).(*array.StringBuilder).Append(c.Expiration)
+		cb.Field(5).(*array.Int64Builder).Append(int64(c.CreditLimit))
+		cb.Field(6).(*array.Int64Builder).Append(int64(c.CurrentBalance))
+		cb.Field(7).(*array.StringBuilder).Append(c.IssueDate)
+	}
+	ub := array.NewRecordBuilder(mem, customerSchema)
+	defer ub.Release()
+	for _, c := range customers {
+		ub.Field(0).(*array.Int64Builder).Append(c.ID)
+		ub.Field(1).(*array.StringBuilder).Append(c.Name)
+		ub.Field(2).(*array.StringBuilder).Append(c.Phone)
+		ub.Field(3).(*array.StringBuilder).Append(c.Address)
+		ub.Field(4).(*array.StringBuilder).Append(c.Email)
+		ub.Field(5).(*array.Int64Builder).Append(c.CreditScore)
+		ub.Field(6).(*array.Int64Builder).Append(int64(c.AnnualIncome))
+	}
+	for _, x := range []struct {
+		name string
+		b    *array.RecordBuilder
+	}{{csvfile.CardsUpdatedFile, cb}, {csvfile.CustomersUpdFile, ub}} {
+		p, err := add(x.name, x.b.Schema())
+		if err != nil {
+			return err
+		}
+		rec := x.b.NewRecord()
+		err = p.write(rec)
+		rec.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,311 @@
+package batch
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/txpipe/txpipe"
+	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+)
+
+// The views the batch replaces, each built as <name>_next and swapped in.
+const (
+	batchTable     = "batch_transactions"
+	cardsTable     = "cards_updated"
+	customersTable = "customers_updated"
+)
+
+var viewTables = []string{batchTable, cardsTable, customersTable}
+
+const (
+	cardColumnList     = "card_id, customer_id, card_type_id, card_number, expiration_date, credit_limit, current_balance, issue_date"
+	customerColumnList = "customer_id, name, phone_number, address, email, credit_score, annual_income"
+)
+
+// lockExpr names the advisory lock that keeps two batch runs on one
+// database apart. GET_LOCK is server-wide, hence the database's name.
+const lockExpr = "CONCAT('txpipe_batch:', LEFT(SHA1(IFNULL(DATABASE(), '')), 40))"
+
+func acquireLock(ctx context.Context, conn *sql.Conn) error {
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK("+lockExpr+", 0)").Scan(&got); err != nil {
+		return fmt.Errorf("take the batch lock: %w", err)
+	}
+	if !got.Valid || got.Int64 != 1 {
+		return errors.New("another batch run holds the batch lock on this database")
+	}
+	return nil
+}
+
+// releaseConn releases the batch lock and returns conn to the pool; when
+// the lock cannot be released the connection is discarded (which releases
+// it on the server).
+func releaseConn(conn *sql.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.ExecContext(ctx, "DO RELEASE_LOCK("+lockExpr+")"); err != nil {
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	conn.Close()
+}
+
+// prepareTables drops what a killed run may have left and creates the
+// empty <view>_next tables.
+func prepareTables(ctx context.Context, conn *sql.Conn) error {
+	var drop []string
+	for _, t := range viewTables {
+		drop = append(drop, "`"+t+"_next`", "`"+t+"_old`")
+	}
+	if _, err := conn.ExecContext(ctx, "DROP TABLE IF EXISTS "+strings.Join(drop, ", ")); err != nil {
+		return fmt.Errorf("drop leftover tables: %w", err)
+	}
+	for _, t := range viewTables {
+		if _, err := conn.ExecContext(ctx, "CREATE TABLE `"+t+"_next` LIKE `"+t+"`"); err != nil {
+			return fmt.Errorf("create %s_next (are the migrations applied?): %w", t, err)
+		}
+	}
+	return nil
+}
+
+// dropNext drops the <view>_next tables of a failed run.
+func dropNext(db *sql.DB) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var drop []string
+	for _, t := range viewTables {
+		drop = append(drop, "`"+t+"_next`")
+	}
+	_, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+strings.Join(drop, ", "))
+	return err
+}
+
+// swapTables puts the new views in place with one atomic RENAME and drops
+// the previous ones.
+func swapTables(ctx context.Context, conn *sql.Conn) (dropErr error, err error) {
+	var ren, old []string
+	for _, t := range viewTables {
+		ren = append(ren, "`"+t+"` TO `"+t+"_old`", "`"+t+"_next` TO `"+t+"`")
+		old = append(old, "`"+t+"_old`")
+	}
+	if _, err := conn.ExecContext(ctx, "RENAME TABLE "+strings.Join(ren, ", ")); err != nil {
+		return nil, fmt.Errorf("swap in the new views: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "DROP TABLE IF EXISTS "+strings.Join(old, ", ")); err != nil {
+		return fmt.Errorf("drop the previous views: %w", err), nil
+	}
+	return nil, nil
+}
+
+// probeLoadData reports whether LOAD DATA LOCAL INFILE works on conn, by
+// loading nothing into batch_transactions_next.
+func probeLoadData(ctx context.Context, conn *sql.Conn) error {
+	name := fmt.Sprintf("txpipe_batch_probe_%d", readerSeq.Add(1))
+	mysql.RegisterReaderHandler(name, func() io.Reader { return strings.NewReader("") })
+	defer mysql.DeregisterReaderHandler(name)
+	_, err := conn.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' INTO TABLE `"+batchTable+
+		"_next` CHARACTER SET utf8mb4 ("+txColumnList+")")
+	return err
+}
+
+// readMasterMySQL reads customers and cards (sorted by id) and checks them
+// as csvfile.ReadMaster does.
+func readMasterMySQL(ctx context.Context, tx *sql.Tx) (*txpipe.Master, error) {
+	var m txpipe.Master
+	hasCustomer := map[int64]bool{}
+	err := queryRows(ctx, tx, "customers", "SELECT "+customerColumnList+" FROM customers ORDER BY customer_id",
+		func(rows *sql.Rows, n int) error {
+			var c txpipe.Customer
+			var income string
+			if err := rows.Scan(&c.ID, &c.Name, &c.Phone, &c.Address, &c.Email, &c.CreditScore, &income); err != nil {
+				return err
+			}
+			var err error
+			if c.AnnualIncome, err = txpipe.ParseMoney(income); err != nil {
+				return fmt.Errorf("customer_id %d: annual_income: %w", c.ID, err)
+			}
+			m.Customers = append(m.Customers, c)
+			hasCustomer[c.ID] = true
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	hasType := map[int64]bool{}
+	err = queryRows(ctx, tx, "credit_card_types", "SELECT card_type_id FROM credit_card_types",
+		func(rows *sql.Rows, n int) error {
+			var id int64
+			err := rows.Scan(&id)
+			hasType[id] = true
+			return err
+		})
+	if err != nil {
+		return nil, err
+	}
+	err = queryRows(ctx, tx, "cards", "SELECT "+cardColumnList+" FROM cards ORDER BY card_id",
+		func(rows *sql.Rows, n int) error {
+			var c txpipe.Card
+			var limit, balance string
+			if err := rows.Scan(&c.ID, &c.CustomerID, &c.CardTypeID, &c.Number, &c.Expiration, &limit, &balance, &c.IssueDate); err != nil {
+				return err
+			}
+			var err error
+			switch {
+			case !hasCustomer[c.CustomerID]:
+				return fmt.Errorf("card_id %d: customer %d does not exist in customers", c.ID, c.CustomerID)
+			case !hasType[c.CardTypeID]:
+				return fmt.Errorf("card_id %d: card type %d does not exist in credit_card_types", c.ID, c.CardTypeID)
+			}
+			if c.CreditLimit, err = txpipe.ParseMoney(limit); err != nil {
+				return fmt.Errorf("card_id %d: credit_limit: %w", c.ID, err)
+			}
+			if c.CreditLimit <= 0 {
+				return fmt.Errorf("card_id %d: credit limit %s must be above zero", c.ID, c.CreditLimit)
+			}
+			if c.CurrentBalance, err = txpipe.ParseMoney(balance); err != nil {
+				return fmt.Errorf("card_id %d: current_balance: %w", c.ID, err)
+			}
+			m.Cards = append(m.Cards, c)
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+func queryRows(ctx context.Context, tx *sql.Tx, table, query string, scan func(*sql.Rows, int) error) error {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", table, err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+		if err := scan(rows, n); err != nil {
+			return fmt.Errorf("read %s row %d: %w", table, n, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read %s after row %d: %w", table, n, err)
+	}
+	return nil
+}
+
+// writeMasterViews fills cards_updated_next and customers_updated_next in
+// one transaction, with LOAD DATA or INSERT.
+func writeMasterViews(ctx context.Context, conn *sql.Conn, useLoad bool, cards []txpipe.Card, customers []txpipe.Customer) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", cardsTable, err)
+	}
+	defer tx.Rollback()
+	if useLoad {
+		err = loadSlice(ctx, tx, cardsTable+"_next", cardColumnList, len(cards), func(b []byte, i int) []byte {
+			c := &cards[i]
+			b = strconv.AppendInt(b, c.ID, 10)
+			b = append(b, '\t')
+			b = strconv.AppendInt(b, c.CustomerID, 10)
+			b = append(b, '\t')
+			b = strconv.AppendInt(b, c.CardTypeID, 10)
+			b = append(b, '\t')
+			b = mysqlstore.AppendLoadText(b, c.Number)
+			b = append(b, '\t')
+			b = mysqlstore.AppendLoadText(b, c.Expiration)
+			b = append(b, '\t')
+			b = c.CreditLimit.Append(b)
+			b = append(b, '\t')
+			b = c.CurrentBalance.Append(b)
+			b = append(b, '\t')
+			b = mysqlstore.AppendLoadText(b, c.IssueDate)
+			return append(b, '\n')
+		})
+		if err == nil {
+			err = loadSlice(ctx, tx, customersTable+"_next", customerColumnList, len(customers), func(b []byte, i int) []byte {
+				c := &customers[i]
+				b = strconv.AppendInt(b, c.ID, 10)
+				for _, s := range []string{c.Name, c.Phone, c.Address, c.Email} {
+					b = append(b, '\t')
+					b = mysqlstore.AppendLoadText(b, s)
+				}
+				b = append(b, '\t')
+				b = strconv.AppendInt(b, c.CreditScore, 10)
+				b = append(b, '\t')
+				b = c.AnnualIncome.Append(b)
+				return append(b, '\n')
+			})
+		}
+	} else {
+		err = insertMasterViews(ctx, tx, cards, customers)
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("write %s and %s: commit: %w", cardsTable, customersTable, err)
+	}
+	return nil
+}
+
+func loadSlice(ctx context.Context, tx *sql.Tx, table, cols string, n int, enc func([]byte, int) []byte) error {
+	r := &rowReader{n: n, enc: enc}
+	return execLoad(ctx, tx, table, cols, r, func() int64 { return int64(r.i) }, func() error { return nil })
+}
+
+func insertMasterViews(ctx context.Context, tx *sql.Tx, cards []txpipe.Card, customers []txpipe.Customer) error {
+	in := newInserter(tx, cardsTable+"_next", cardColumnList, 8)
+	defer in.close()
+	for _, c := range cards {
+		if err := in.add(ctx, c.ID, c.CustomerID, c.CardTypeID, c.Number, c.Expiration,
+			c.CreditLimit.String(), c.CurrentBalance.String(), c.IssueDate); err != nil {
+			return err
+		}
+	}
+	if err := in.flush(ctx); err != nil {
+		return err
+	}
+	cin := newInserter(tx, customersTable+"_next", customerColumnList, 7)
+	defer cin.close()
+	for _, c := range customers {
+		if err := cin.add(ctx, c.ID, c.Name, c.Phone, c.Address, c.Email, c.CreditScore, c.AnnualIncome.String()); err != nil {
+			return err
+		}
+	}
+	return cin.flush(ctx)
+}
+
+// mysqlRuns records runs in the batch_runs table.
+type mysqlRuns struct{ db *sql.DB }
+
+func (r mysqlRuns) start(ctx context.Context, at time.Time) (int64, error) {
+	res, err := r.db.ExecContext(ctx, "INSERT INTO batch_runs (started_at, status) VALUES (?, 'running')", at.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("record the run in batch_runs: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("record the run in batch_runs: %w", err)
+	}
+	return id, nil
+}
+
+func (r mysqlRuns) finish(ctx context.Context, run runRecord) error {
+	var errText sql.NullString
+	if run.Error != "" {
+		errText = sql.NullString{String: run.Error, Valid: true}
+	}
+	_, err := r.db.ExecContext(ctx, "UPDATE batch_runs SET finished_at = ?, rows_read = ?, cutoff = ?, status = ?, `error` = ? WHERE run_id = ?",
+		run.FinishedAt.UTC(), run.Rows, run.Cutoff, run.Status, errText, run.ID)
+	if err != nil {
+		return fmt.Errorf("record the end of run %d in batch_runs: %w", run.ID, err)
+	}
+	return nil
+}

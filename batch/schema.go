@@ -1,0 +1,244 @@
+package batch
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/txpipe/txpipe"
+)
+
+// Column positions of txSchema, the schema of stream and batch transaction
+// records (and of batch_transactions.parquet).
+const (
+	colID = iota
+	colCard
+	colMerchant
+	colTimestamp
+	colAmount
+	colLocation
+	colType
+	colRelated
+	colStatus
+	colPending
+	colDecline
+	colSeq
+	numTxCols
+)
+
+var tsType = &arrow.TimestampType{Unit: arrow.Microsecond}
+
+// txSchema holds money as int64 cents (the _cents columns) and the
+// timestamp as timestamp[us] of the wall-clock time (no time zone).
+var txSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "transaction_id", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "card_id", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "merchant_name", Type: arrow.BinaryTypes.String},
+	{Name: "timestamp", Type: tsType},
+	{Name: "amount_cents", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "location", Type: arrow.BinaryTypes.String},
+	{Name: "transaction_type", Type: arrow.BinaryTypes.String},
+	{Name: "related_transaction_id", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "status", Type: arrow.BinaryTypes.String},
+	{Name: "pending_balance_cents", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "decline_reason", Type: arrow.BinaryTypes.String},
+	{Name: "seq", Type: arrow.PrimitiveTypes.Int64},
+}, nil)
+
+var cardSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "card_id", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "customer_id", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "card_type_id", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "card_number", Type: arrow.BinaryTypes.String},
+	{Name: "expiration_date", Type: arrow.BinaryTypes.String},
+	{Name: "credit_limit_cents", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "current_balance_cents", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "issue_date", Type: arrow.BinaryTypes.String},
+}, nil)
+
+var customerSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "customer_id", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "name", Type: arrow.BinaryTypes.String},
+	{Name: "phone_number", Type: arrow.BinaryTypes.String},
+	{Name: "address", Type: arrow.BinaryTypes.String},
+	{Name: "email", Type: arrow.BinaryTypes.String},
+	{Name: "credit_score", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "annual_income_cents", Type: arrow.PrimitiveTypes.Int64},
+}, nil)
+
+// txCols gives typed access to the columns of a txSchema record.
+type txCols struct {
+	n                                              int
+	id, card, amount, pending, seq                 []int64
+	ts                                             []arrow.Timestamp
+	merchant, location, typ, related, status, decl *array.String
+}
+
+func columns(rec arrow.Record) txCols {
+	i64 := func(i int) []int64 { return rec.Column(i).(*array.Int64).Int64Values() }
+	str := func(i int) *array.String { return rec.Column(i).(*array.String) }
+	return txCols{
+		n:  int(rec.NumRows()),
+		id: i64(colID), card: i64(colCard), amount: i64(colAmount), pending: i64(colPending), seq: i64(colSeq),
+		ts:       rec.Column(colTimestamp).(*array.Timestamp).TimestampValues(),
+		merchant: str(colMerchant), location: str(colLocation), typ: str(colType),
+		related: str(colRelated), status: str(colStatus), decl: str(colDecline),
+	}
+}
+
+// txBuilder accumulates transaction rows into records of txSchema.
+type txBuilder struct {
+	rb                                             *array.RecordBuilder
+	id, card, amount, pending, seq                 *array.Int64Builder
+	ts                                             *array.TimestampBuilder
+	merchant, location, typ, related, status, decl *array.StringBuilder
+	rows, capacity                                 int
+}
+
+func newTxBuilder(mem memory.Allocator, capacity int) *txBuilder {
+	rb := array.NewRecordBuilder(mem, txSchema)
+	i64 := func(i int) *array.Int64Builder { return rb.Field(i).(*array.Int64Builder) }
+	str := func(i int) *array.StringBuilder { return rb.Field(i).(*array.StringBuilder) }
+	b := &txBuilder{
+		rb: rb, capacity: capacity,
+		id: i64(colID), card: i64(colCard), amount: i64(colAmount), pending: i64(colPending), seq: i64(colSeq),
+		ts:       rb.Field(colTimestamp).(*array.TimestampBuilder),
+		merchant: str(colMerchant), location: str(colLocation), typ: str(colType),
+		related: str(colRelated), status: str(colStatus), decl: str(colDecline),
+	}
+	b.reserve()
+	return b
+}
+
+func (b *txBuilder) reserve() { b.rb.Reserve(b.capacity) }
+
+func (b *txBuilder) full() bool { return b.rows >= b.capacity }
+
+// appendResult appends a parsed row (CSV mode).
+func (b *txBuilder) appendResult(r *txpipe.Result) {
+	b.id.Append(r.ID)
+	b.card.Append(r.CardID)
+	b.merchant.Append(r.Merchant)
+	b.ts.Append(arrow.Timestamp(r.Timestamp.UnixMicro()))
+	b.amount.Append(int64(r.Amount))
+	b.location.Append(r.Location)
+	b.typ.Append(r.Type)
+	if r.RelatedID == "" {
+		b.related.AppendNull()
+	} else {
+		b.related.Append(r.RelatedID)
+	}
+	b.status.Append(string(r.Status))
+	b.pending.Append(int64(r.PendingBalance))
+	b.decl.Append(string(r.DeclineReason))
+	b.seq.Append(r.Seq)
+	b.rows++
+}
+
+// newRecord returns the rows appended so far as a record (nil when there
+// are none) and resets the builder.
+func (b *txBuilder) newRecord() arrow.Record {
+	if b.rows == 0 {
+		return nil
+	}
+	rec := b.rb.NewRecord()
+	b.rows = 0
+	b.reserve()
+	return rec
+}
+
+func (b *txBuilder) release() { b.rb.Release() }
+
+// appendTimestamp appends ts as YYYY-MM-DD HH:MM:SS.
+func appendTimestamp(dst []byte, ts arrow.Timestamp) []byte {
+	t := time.UnixMicro(int64(ts)).UTC()
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	if y < 0 || y > 9999 { // never produced by parseTimestamp
+		return t.AppendFormat(dst, txpipe.TimestampLayout)
+	}
+	dst = append(dst, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-')
+	dst = append2(dst, int(mo), '-')
+	dst = append2(dst, d, ' ')
+	dst = append2(dst, h, ':')
+	dst = append2(dst, mi, ':')
+	return append(dst, byte('0'+s/10), byte('0'+s%10))
+}
+
+func append2(dst []byte, v int, sep byte) []byte {
+	return append(dst, byte('0'+v/10), byte('0'+v%10), sep)
+}
+
+// parseTimestamp parses YYYY-MM-DD HH:MM:SS exactly as
+// txpipe.ParseTimestamp does, without allocating.
+func parseTimestamp(b []byte) (arrow.Timestamp, bool) {
+	if len(b) != len(txpipe.TimestampLayout) || b[4] != '-' || b[7] != '-' || b[10] != ' ' || b[13] != ':' || b[16] != ':' {
+		return 0, false
+	}
+	num := func(i, n int) int {
+		v := 0
+		for _, c := range b[i : i+n] {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	y, mo, d, h, mi, s := num(0, 4), num(5, 2), num(8, 2), num(11, 2), num(14, 2), num(17, 2)
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59 {
+		return 0, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, s, 0, time.UTC)
+	if t.Day() != d { // 2025-02-30 and the like
+		return 0, false
+	}
+	return arrow.Timestamp(t.UnixMicro()), true
+}
+
+// parseMoney parses a decimal as txpipe.ParseMoney does; the shape MySQL
+// prints DECIMAL(p,2) in takes a fast path without allocating.
+func parseMoney(b []byte) (txpipe.Money, error) {
+	i, neg := 0, false
+	if len(b) > 0 && b[0] == '-' {
+		i, neg = 1, true
+	}
+	var v int64
+	digits := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		v = v*10 + int64(b[i]-'0')
+		digits++
+	}
+	if digits > 0 && digits <= 10 && i+3 == len(b) && b[i] == '.' && isDigit(b[i+1]) && isDigit(b[i+2]) {
+		v = v*100 + int64(b[i+1]-'0')*10 + int64(b[i+2]-'0')
+		if v < int64(txpipe.MaxMoney) {
+			if neg {
+				v = -v
+			}
+			return txpipe.Money(v), nil
+		}
+	}
+	return txpipe.ParseMoney(string(b))
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// parseInt parses a decimal integer; unsigned values of up to 18 digits
+// take a fast path without allocating.
+func parseInt(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		v, err := strconv.ParseInt(string(b), 10, 64)
+		return v, err == nil
+	}
+	var v int64
+	for _, c := range b {
+		if !isDigit(c) {
+			v, err := strconv.ParseInt(string(b), 10, 64)
+			return v, err == nil
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
+}

@@ -1,0 +1,184 @@
+package batch
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/serving/csvfile"
+)
+
+// emitFunc takes a full record of txSchema; it owns (releases) it.
+type emitFunc func(rec arrow.Record) error
+
+var (
+	pendingBytes  = []byte(txpipe.StatusPending)
+	declinedBytes = []byte(txpipe.StatusDeclined)
+	approvedBytes = []byte(txpipe.StatusApproved)
+)
+
+// statusBytes returns the bytes of a valid status, nil for anything else.
+func statusBytes(b []byte) []byte {
+	switch string(b) {
+	case string(txpipe.StatusPending):
+		return pendingBytes
+	case string(txpipe.StatusDeclined):
+		return declinedBytes
+	case string(txpipe.StatusApproved):
+		return approvedBytes
+	}
+	return nil
+}
+
+// streamQuery reads the stream results in event order: by timestamp, ties
+// in input order.
+const streamQuery = "SELECT transaction_id, card_id, merchant_name, `timestamp`, amount, location, " +
+	"transaction_type, related_transaction_id, status, pending_balance, decline_reason, seq " +
+	"FROM stream_transactions ORDER BY `timestamp`, seq"
+
+// readStreamMySQL streams stream_transactions into records of b's
+// capacity; rows are never held beyond the record being built.
+func readStreamMySQL(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, b *txBuilder, emit emitFunc) error {
+	rows, err := q.QueryContext(ctx, streamQuery)
+	if err != nil {
+		return fmt.Errorf("read stream_transactions: %w", err)
+	}
+	defer rows.Close()
+	var raw [numTxCols]sql.RawBytes
+	var ts timestampScanner
+	dest := make([]any, numTxCols)
+	for i := range raw {
+		dest[i] = &raw[i]
+	}
+	dest[colTimestamp] = &ts
+	var n int64
+	for rows.Next() {
+		n++
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("read stream_transactions row %d: %w", n, err)
+		}
+		if err := b.appendRaw(&raw, ts.v); err != nil {
+			return fmt.Errorf("read stream_transactions row %d (transaction_id %q): %w", n, raw[colID], err)
+		}
+		if b.full() {
+			if err := emit(b.newRecord()); err != nil {
+				return err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read stream_transactions after row %d: %w", n, err)
+	}
+	if rec := b.newRecord(); rec != nil {
+		return emit(rec)
+	}
+	return nil
+}
+
+// appendRaw checks and appends a row of stream_transactions as the MySQL
+// text protocol returns it (ts scanned apart). Nothing is appended when a
+// field is bad.
+func (b *txBuilder) appendRaw(raw *[numTxCols]sql.RawBytes, ts arrow.Timestamp) error {
+	id, ok := parseInt(raw[colID])
+	if !ok || id <= 0 {
+		return fmt.Errorf("transaction_id %q is not a positive integer", raw[colID])
+	}
+	card, ok := parseInt(raw[colCard])
+	if !ok || card <= 0 {
+		return fmt.Errorf("card_id %q is not a positive integer", raw[colCard])
+	}
+	amount, err := parseMoney(raw[colAmount])
+	if err != nil {
+		return fmt.Errorf("amount: %w", err)
+	}
+	pending, err := parseMoney(raw[colPending])
+	if err != nil {
+		return fmt.Errorf("pending_balance: %w", err)
+	}
+	status := statusBytes(raw[colStatus])
+	if status == nil {
+		return fmt.Errorf("status %q is not pending, declined or approved", raw[colStatus])
+	}
+	seq, ok := parseInt(raw[colSeq])
+	if !ok {
+		return fmt.Errorf("seq %q is not an integer", raw[colSeq])
+	}
+	b.id.Append(id)
+	b.card.Append(card)
+	b.merchant.BinaryBuilder.Append(raw[colMerchant])
+	b.ts.Append(ts)
+	b.amount.Append(int64(amount))
+	b.location.BinaryBuilder.Append(raw[colLocation])
+	b.typ.BinaryBuilder.Append(raw[colType])
+	if len(raw[colRelated]) == 0 { // NULL or '': no related transaction
+		b.related.AppendNull()
+	} else {
+		b.related.BinaryBuilder.Append(raw[colRelated])
+	}
+	b.status.BinaryBuilder.Append(status)
+	b.pending.Append(int64(pending))
+	b.decl.BinaryBuilder.Append(raw[colDecline])
+	b.seq.Append(seq)
+	b.rows++
+	return nil
+}
+
+// timestampScanner scans a DATETIME whether the DSN has parseTime (a
+// time.Time, whose wall clock is taken) or not (its text).
+type timestampScanner struct{ v arrow.Timestamp }
+
+func (s *timestampScanner) Scan(src any) error {
+	switch x := src.(type) {
+	case []byte:
+		ts, ok := parseTimestamp(x)
+		if !ok {
+			return fmt.Errorf("timestamp %q is not YYYY-MM-DD HH:MM:SS", x)
+		}
+		s.v = ts
+	case time.Time:
+		y, mo, d := x.Date()
+		h, mi, sec := x.Clock()
+		s.v = arrow.Timestamp(time.Date(y, mo, d, h, mi, sec, 0, time.UTC).UnixMicro())
+	default:
+		return fmt.Errorf("timestamp: unexpected %T", src)
+	}
+	return nil
+}
+
+// errStop ends csvfile.ReadResults early with an error that is not the
+// file's.
+type errStop struct{ err error }
+
+func (e errStop) Error() string { return e.err.Error() }
+
+// readStreamCSV streams results/stream_transactions.csv in file order (the
+// order the stream sink wrote, which is event order) into records; seq is
+// the line number.
+func readStreamCSV(path string, b *txBuilder, emit emitFunc) error {
+	err := csvfile.ReadResults(path, func(r txpipe.Result, line int) error {
+		b.appendResult(&r)
+		if b.full() {
+			if err := emit(b.newRecord()); err != nil {
+				return errStop{err}
+			}
+		}
+		return nil
+	})
+	var stop errStop
+	if errors.As(err, &stop) {
+		return stop.err
+	}
+	if err != nil {
+		return fmt.Errorf("read %w", err)
+	}
+	if rec := b.newRecord(); rec != nil {
+		return emit(rec)
+	}
+	return nil
+}

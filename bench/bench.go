@@ -1,0 +1,319 @@
+// Package bench measures txpipe against the raw limit of the machine it
+// runs on: each stage of the pipeline and a bare client doing the same I/O
+// on the same data, measured back to back in one run.
+//
+// The stages, each a pair (raw first, then txpipe):
+//
+//   - produce: franz-go producing the pre-encoded records (encoded before
+//     the clock starts, async Produce + Flush, keyed by card) into a fresh
+//     topic, vs stream.Produce of the transactions file (CSVRows) into
+//     another fresh topic.
+//   - validate: a bare exactly-once copy (kgo.GroupTransactSession reading
+//     the input and producing every record unchanged, one transaction per
+//     polled batch of 2000) vs the validator (stream.NewValidator + Run) on
+//     another copy of the input, after the master data is published.
+//   - sink: one LOAD DATA LOCAL INFILE of the validated rows (decoded and
+//     formatted before the clock starts) into an empty stream_transactions
+//     table vs the stream sink (CSV + MySQL through mysqlstore) reading the
+//     validated topic, each into a database of its own.
+//   - batch: a streaming SELECT of stream_transactions (every column,
+//     rows.Next + Scan) vs batch.Run in MySQL mode on the same database.
+//
+// Peak memory is measured on the real binary: `txpipe consume --until-idle
+// 3s` on a fresh copy of the input and `txpipe batch --no-publish` run as
+// child processes, and their peak RSS is read from the kernel (rusage).
+//
+// Without a database (Options.MySQL nil) the sink and batch stages are
+// skipped: the table says "skipped (no database)", their ratios and rates
+// are 0 in the last line, and the consume child runs on Kafka and CSV only.
+//
+// The run creates topics named bench-<id>-* and databases named
+// txpipe_bench_<id>, and removes them when it ends. It publishes the
+// generated master data to the master-data topics (txpipe.cards and
+// txpipe.customers), which the validators read: do not point it at a
+// cluster whose master data matters.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/dataset"
+	"github.com/txpipe/txpipe/serving/csvfile"
+	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/stream/embedded"
+)
+
+// Options configure a benchmark run.
+type Options struct {
+	Transactions int // transactions to generate (the rows of every stage)
+	Cards        int // cards they are spread over; customers ≈ cards / 1.6
+	// Brokers is the Kafka cluster; nil starts an embedded broker on a
+	// free loopback port for the run.
+	Brokers []string
+	// MySQL is the server (DBName is ignored: the run creates and drops
+	// databases of its own); nil skips the sink and batch stages.
+	MySQL *mysql.Config
+	// Binary is the txpipe executable run as a child process to measure
+	// peak RSS; empty skips the RSS measurements (reported as 0).
+	Binary string
+	// Profile, when set, is a directory where CPU profiles of the
+	// in-process txpipe side of each stage are written (produce.pprof,
+	// validate.pprof, sink.pprof, batch.pprof). They cover the whole
+	// process: with the embedded broker, the broker too.
+	Profile string
+	Out     io.Writer    // the table and the summary line (nil: discarded)
+	Log     *slog.Logger // progress and the pipeline's own logs (nil: discarded)
+}
+
+// Stage is the measurement of one stage.
+type Stage struct {
+	Name string
+	// Skipped says why the stage did not run ("no database"); empty when
+	// it ran.
+	Skipped string
+	// RawRows and Rows are the rows the raw side and txpipe handled; Raw
+	// and Txpipe the time they took.
+	RawRows, Rows int64
+	Raw, Txpipe   time.Duration
+	// RawRate and Rate are rows per second; Ratio is Rate / RawRate.
+	RawRate, Rate, Ratio float64
+	// RSSMiB is the peak RSS of the txpipe child process that ran this
+	// stage (consume for validate and sink, batch for batch); 0 when not
+	// measured.
+	RSSMiB float64
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Transactions, Cards, Customers int
+	Produce, Validate, Sink, Batch Stage
+	// ConsumeRSSMiB and BatchRSSMiB are the peak RSS of `txpipe consume`
+	// and `txpipe batch` run as child processes (0: not measured).
+	ConsumeRSSMiB, BatchRSSMiB float64
+	// ConsumeChild is how long the consume child ran, including its 3 s
+	// of idleness at the end.
+	ConsumeChild time.Duration
+	// Profiles are the CPU profile files written.
+	Profiles []string
+	// Databases are the databases the run created (and dropped).
+	Databases []string
+}
+
+// Stages returns the four stages in order.
+func (r Report) Stages() []Stage { return []Stage{r.Produce, r.Validate, r.Sink, r.Batch} }
+
+// Line is the one-line summary the run prints last: ratios with two
+// decimals, txpipe's rates in rows per second and the children's peak RSS
+// in MiB, as integers. A skipped stage has ratio and rate 0.
+func (r Report) Line() string {
+	return fmt.Sprintf("bench: produce_ratio=%.2f validate_ratio=%.2f sink_ratio=%.2f batch_ratio=%.2f "+
+		"produce_rows_s=%d validate_rows_s=%d sink_rows_s=%d batch_rows_s=%d consume_rss_mib=%d batch_rss_mib=%d",
+		r.Produce.Ratio, r.Validate.Ratio, r.Sink.Ratio, r.Batch.Ratio,
+		round(r.Produce.Rate), round(r.Validate.Rate), round(r.Sink.Rate), round(r.Batch.Rate),
+		round(r.ConsumeRSSMiB), round(r.BatchRSSMiB))
+}
+
+func round(f float64) int64 { return int64(math.Round(f)) }
+
+// WriteTable writes the table of the stages and the summary line.
+func (r Report) WriteTable(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "txpipe bench: %d transactions, %d cards, %d customers\n", r.Transactions, r.Cards, r.Customers)
+	fmt.Fprintf(&b, "%-9s %14s %14s %7s %15s\n", "stage", "raw rows/s", "txpipe rows/s", "ratio", "txpipe RSS MiB")
+	for _, s := range r.Stages() {
+		if s.Skipped != "" {
+			fmt.Fprintf(&b, "%-9s skipped (%s)\n", s.Name, s.Skipped)
+			continue
+		}
+		rss := "-"
+		if s.RSSMiB > 0 {
+			rss = fmt.Sprintf("%.0f", s.RSSMiB)
+		}
+		fmt.Fprintf(&b, "%-9s %14.0f %14.0f %7.2f %15s\n", s.Name, s.RawRate, s.Rate, s.Ratio, rss)
+	}
+	if r.ConsumeRSSMiB > 0 {
+		fmt.Fprintf(&b, "(txpipe RSS: peak of a `txpipe consume` child, validator and sink in one process, %.1f s including 3 s idle; of `txpipe batch --no-publish`)\n", r.ConsumeChild.Seconds())
+	}
+	for _, p := range r.Profiles {
+		fmt.Fprintf(&b, "CPU profile: %s\n", p)
+	}
+	b.WriteString(r.Line())
+	b.WriteByte('\n')
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// bencher is the state of one run.
+type bencher struct {
+	o       Options
+	log     *slog.Logger
+	id      string // random, names the run's topics, groups and databases
+	tmp     string
+	data    string // the generated dataset
+	brokers []string
+	master  *txpipe.Master
+	rows    int64 // transactions in the file (the N of every stage)
+	enc     encoded
+	val     validated // what the validate stage left for the sink stage
+	sinkDB  *database // the sink stage's database, read by the batch stage
+	childDB *database // the consume child's database, read by the batch child
+
+	topics    []string // created, deleted at the end
+	databases []string // created, dropped at the end
+	open      []*mysqlstore.DB
+}
+
+// Run generates the data, measures every stage and prints the table and
+// the summary line to o.Out.
+func Run(ctx context.Context, o Options) (rep Report, err error) {
+	if o.Transactions <= 0 || o.Cards <= 0 {
+		return rep, fmt.Errorf("bench: transactions and cards must be positive, got %d and %d", o.Transactions, o.Cards)
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	b := &bencher{o: o, log: o.Log, id: randomID()}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	customers := max(1, int(math.Round(float64(o.Cards)/1.6)))
+	rep = Report{Transactions: o.Transactions, Cards: o.Cards, Customers: customers}
+	rep.Produce.Name, rep.Validate.Name, rep.Sink.Name, rep.Batch.Name = "produce", "validate", "sink", "batch"
+
+	if b.tmp, err = os.MkdirTemp("", "txpipe-bench-"); err != nil {
+		return rep, fmt.Errorf("bench: %w", err)
+	}
+	defer os.RemoveAll(b.tmp)
+
+	b.brokers = o.Brokers
+	if len(b.brokers) == 0 {
+		br, err := embedded.Start(0, "")
+		if err != nil {
+			return rep, fmt.Errorf("bench: %w", err)
+		}
+		defer br.Close()
+		b.brokers = br.Addrs()
+		b.log.Info("bench: embedded broker started", "addrs", b.brokers)
+	} else {
+		defer b.deleteTopics(context.WithoutCancel(ctx))
+	}
+	if o.MySQL != nil {
+		defer func() {
+			b.dropDatabases(context.WithoutCancel(ctx))
+			rep.Databases = b.databases
+		}()
+	}
+
+	b.data = filepath.Join(b.tmp, "data")
+	b.log.Info("bench: generating the dataset", "transactions", o.Transactions, "cards", o.Cards, "customers", customers)
+	if _, err := dataset.Generate(ctx, b.data, dataset.Options{Customers: customers, Cards: o.Cards, Transactions: o.Transactions, Seed: 2026}); err != nil {
+		return rep, fmt.Errorf("bench: %w", err)
+	}
+	if b.master, err = csvfile.ReadMaster(b.data); err != nil {
+		return rep, fmt.Errorf("bench: %w", err)
+	}
+	if err := b.encode(); err != nil {
+		return rep, fmt.Errorf("bench: %w", err)
+	}
+
+	steps := []struct {
+		name string
+		fn   func(context.Context, *Report) error
+	}{
+		{"produce", b.produceStage},
+		{"validate", b.validateStage},
+		{"sink", b.sinkStage},
+		{"consume child", b.consumeChild},
+		{"batch", b.batchStage},
+	}
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		if err := s.fn(ctx, &rep); err != nil {
+			return rep, fmt.Errorf("bench: %s: %w", s.name, err)
+		}
+	}
+	if err := rep.WriteTable(o.Out); err != nil {
+		return rep, fmt.Errorf("bench: %w", err)
+	}
+	return rep, nil
+}
+
+// finish fills a stage's rates.
+func (s *Stage) finish(rawRows int64, raw time.Duration, rows int64, took time.Duration) {
+	s.RawRows, s.Raw, s.Rows, s.Txpipe = rawRows, raw, rows, took
+	s.RawRate = float64(rawRows) / max(raw.Seconds(), 1e-9)
+	s.Rate = float64(rows) / max(took.Seconds(), 1e-9)
+	s.Ratio = s.Rate / s.RawRate
+}
+
+func (b *bencher) logStage(s Stage) {
+	b.log.Info("bench: stage measured", "stage", s.Name,
+		"raw_rows", s.RawRows, "raw_s", s.Raw.Seconds(), "raw_rows_s", round(s.RawRate),
+		"txpipe_rows", s.Rows, "txpipe_s", s.Txpipe.Seconds(), "txpipe_rows_s", round(s.Rate), "ratio", fmt.Sprintf("%.2f", s.Ratio))
+}
+
+func randomID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// task is a function running in its own goroutine.
+type task struct {
+	done chan struct{}
+	err  error
+}
+
+func start(fn func() error) *task {
+	t := &task{done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		t.err = fn()
+	}()
+	return t
+}
+
+// wait returns the task's error once it returned.
+func (t *task) wait() error {
+	<-t.done
+	return t.err
+}
+
+// waitFor polls cond every 2 ms until it reports true; it fails when ctx
+// ends or the task returns first.
+func waitFor(ctx context.Context, t *task, cond func() bool) error {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.done:
+			if cond() {
+				return nil
+			}
+			if t.err != nil {
+				return t.err
+			}
+			return errors.New("stopped before processing every record")
+		case <-tick.C:
+		}
+	}
+	return nil
+}

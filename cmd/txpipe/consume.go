@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/txpipe/txpipe/stream"
+)
+
+func newConsume() *cobra.Command {
+	var (
+		untilIdle   time.Duration
+		instance    string
+		maxBatch    int
+		memLimitMiB int64
+	)
+	cmd := &cobra.Command{
+		Use:   "consume",
+		Short: "Run the stream layer: validate transactions exactly once and write the results",
+		Long: `consume joins the consumer group KAFKA_GROUP_ID on KAFKA_TOPIC and judges every
+transaction with the shared rules. Results, the cards' pending balances and
+the consumed offsets commit in one Kafka transaction. In the same process a
+sink writes the results exactly once to results/stream_transactions.csv and
+results/rejected_transactions.csv and, when DB_HOST is set, to MySQL (the
+offsets are stored with the rows). Start several consume processes to split
+the partitions; kill one at any moment and restart it: nothing is lost or
+counted twice. It runs until SIGINT/SIGTERM, or with --until-idle (or
+CONSUMER_TIMEOUT_MS) until no record came for that long; either way it
+commits what is in flight and rewrites the CSV files in event order.`,
+		Example: `  txpipe consume
+  txpipe consume --until-idle 10s
+  DB_HOST=127.0.0.1 txpipe consume`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if os.Getenv("GOMEMLIMIT") == "" && memLimitMiB > 0 {
+				// A soft limit: the garbage collector works harder near it
+				// instead of letting the heap double.
+				debug.SetMemoryLimit(memLimitMiB << 20)
+			}
+			if untilIdle == 0 {
+				untilIdle = cfg.ConsumerTimeout
+			}
+			if instance == "" {
+				id, release, err := instanceSlot(cfg.KafkaGroupID)
+				if err != nil {
+					return err
+				}
+				defer release()
+				instance = id
+			}
+			cc := stream.ConsumeConfig{
+				Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Group: cfg.KafkaGroupID,
+				Instance: instance, ResultsDir: cfg.Results, UntilIdle: untilIdle, MaxBatch: maxBatch,
+			}
+			if cfg.HasDB() {
+				// Connected on first use: judging never waits for MySQL.
+				store := &lazyStore{cfg: cfg.MySQL()}
+				defer store.Close()
+				cc.Store, cc.Transient = store, transient
+			}
+			slog.Info("consuming", "topic", cfg.KafkaTopic, "group", cfg.KafkaGroupID, "instance", instance, "database", cfg.HasDB())
+			st, err := stream.Consume(ctx, cc)
+			fmt.Fprintf(cmd.OutOrStdout(), "consume: %d judged, %d rejected, %d written in %.2f s\n", st.Judged, st.Rejected, st.Written, st.Elapsed.Seconds())
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&untilIdle, "until-idle", 0, "exit after this long without records (default CONSUMER_TIMEOUT_MS; 0: run until stopped)")
+	f.StringVar(&instance, "instance", "", "stable member id of this process (default: host name and a free slot)")
+	f.IntVar(&maxBatch, "batch", stream.DefaultMaxBatch, "records per Kafka transaction")
+	f.Int64Var(&memLimitMiB, "memory-limit", 192, "soft memory limit in MiB for the garbage collector (0: none; GOMEMLIMIT wins)")
+	return cmd
+}

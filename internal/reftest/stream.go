@@ -1,0 +1,71 @@
+package reftest
+
+import (
+	"errors"
+	"io"
+	"path/filepath"
+	"testing"
+
+	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/serving/csvfile"
+)
+
+// Judge is the stream layer without Kafka, for tests: it reads a
+// dataset, judges its transactions in event order with txpipe.Ledger and
+// returns the master data and the results. Every row must be judgeable.
+func Judge(tb testing.TB, dataDir string) (*txpipe.Master, []txpipe.Result) {
+	tb.Helper()
+	master, err := csvfile.ReadMaster(dataDir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r, err := csvfile.OpenTransactions(filepath.Join(dataDir, csvfile.TransactionsFile))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer r.Close()
+	var txs []txpipe.Transaction
+	for {
+		raw, line, fieldsOK, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil || !fieldsOK {
+			tb.Fatalf("line %d: %v (fields ok %v)", line, err, fieldsOK)
+		}
+		tx, reason, detail := txpipe.ParseTransaction(raw)
+		if reason != "" {
+			tb.Fatalf("line %d: %s: %s", line, reason, detail)
+		}
+		tx.Seq = int64(line)
+		txs = append(txs, tx)
+	}
+	txpipe.SortByEvent(txs)
+	ledger := txpipe.NewLedger(master)
+	results := make([]txpipe.Result, 0, len(txs))
+	for _, tx := range txs {
+		res, reason, detail := ledger.JudgeParsed(tx)
+		if reason != "" {
+			tb.Fatalf("transaction %d: %s: %s", tx.ID, reason, detail)
+		}
+		results = append(results, res)
+	}
+	return master, results
+}
+
+// WriteResults writes result rows to path with csvfile's writer.
+func WriteResults(tb testing.TB, path string, results []txpipe.Result) {
+	tb.Helper()
+	w, err := csvfile.Create(path, csvfile.ResultColumns)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, r := range results {
+		if err := w.WriteResult(r); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		tb.Fatal(err)
+	}
+}

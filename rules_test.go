@@ -1,0 +1,358 @@
+package txpipe
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func m(t *testing.T, s string) Money {
+	t.Helper()
+	v, err := ParseMoney(s)
+	if err != nil {
+		t.Fatalf("ParseMoney(%q): %v", s, err)
+	}
+	return v
+}
+
+func TestParseMoney(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Money
+		err  error
+	}{
+		{"2500.0", 250000, nil},
+		{"120.67", 12067, nil},
+		{"12", 1200, nil},
+		{"-232.74", -23274, nil},
+		{"+5.5", 550, nil},
+		{"12.500", 1250, nil},
+		{".5", 50, nil},
+		{"7.", 700, nil},
+		{"9999999999.99", 999999999999, nil},
+		{"-9999999999.99", -999999999999, nil},
+		{"10000000000", 0, ErrMoneyRange},
+		{"-10000000000.00", 0, ErrMoneyRange},
+		{"99999999999999999999999", 0, ErrMoneyRange},
+		{"12.505", 0, ErrMoneyPrecision},
+		{"12.001", 0, ErrMoneyPrecision},
+		{"1e3", 0, ErrMoneySyntax},
+		{"NaN", 0, ErrMoneySyntax},
+		{"", 0, ErrMoneySyntax},
+		{" ", 0, ErrMoneySyntax},
+		{" 12", 0, ErrMoneySyntax},
+		{"-", 0, ErrMoneySyntax},
+		{".", 0, ErrMoneySyntax},
+		{"1,000", 0, ErrMoneySyntax},
+		{"0x10", 0, ErrMoneySyntax},
+		{"Inf", 0, ErrMoneySyntax},
+	} {
+		got, err := ParseMoney(tc.in)
+		if !errors.Is(err, tc.err) || got != tc.want {
+			t.Errorf("ParseMoney(%q) = %d, %v; want %d, %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestMoneyString(t *testing.T) {
+	for _, tc := range []struct {
+		in   Money
+		want string
+	}{
+		{0, "0.00"}, {5, "0.05"}, {-5, "-0.05"}, {-100, "-1.00"}, {12067, "120.67"}, {250000, "2500.00"},
+	} {
+		if got := tc.in.String(); got != tc.want {
+			t.Errorf("Money(%d).String() = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func FuzzParseMoney(f *testing.F) {
+	for _, s := range []string{"2500.0", "-12.50", "1e3", "", "12.505", "9999999999.99"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseMoney(s)
+		if err != nil {
+			return
+		}
+		if v >= MaxMoney || v <= -MaxMoney {
+			t.Fatalf("ParseMoney(%q) = %d out of range", s, v)
+		}
+		back, err := ParseMoney(v.String())
+		if err != nil || back != v {
+			t.Fatalf("round trip of %q: %q → %d, %v", s, v.String(), back, err)
+		}
+	})
+}
+
+func TestNearHome(t *testing.T) {
+	home := "7326 John Ridge, Buffalo, NY 11513"
+	for _, tc := range []struct {
+		loc, addr string
+		want      bool
+	}{
+		{"4395 Brenda Lake, Queens, NY 10859", home, true},
+		{"6779 Christina Ports, Tammystad, CT 09935", home, false},
+		{"1 Main St, Town, NY 12345-6789", home, true}, // ZIP+4 is an ordinary ZIP
+		{"1 Main St, Town, NY 1234", home, false},      // 4 characters
+		{"1 Main St, Town, NY", home, false},           // "NY" is the last token
+		{"", home, false},
+		{"   ", home, false},
+		{"4395 Brenda Lake, Queens, NY 10859", "", false},
+		{"1 A, B, XX 1abcd", home, true}, // no digit check: first characters agree
+		{"4395 Brenda Lake, Queens, NY 10859", "7326 John Ridge, Buffalo, NY 1151", false},
+		{"x\t10859\n", "y 19999", true},         // any whitespace separates
+		{"Main St\u00a010859", "y 19999", true}, // Unicode spaces too
+		{"Main St 1085\u00e9", "y 19999", true}, // 5 characters, not 5 bytes
+	} {
+		if got := NearHome(tc.loc, tc.addr); got != tc.want {
+			t.Errorf("NearHome(%q, %q) = %v, want %v", tc.loc, tc.addr, got, tc.want)
+		}
+	}
+}
+
+func TestDecide(t *testing.T) {
+	const home = "1 Home St, Albany, NY 12207"
+	const near = "9 Shop Rd, Troy, NY 12180"
+	const far = "9 Shop Rd, Austin, TX 78701"
+	for _, tc := range []struct {
+		name          string
+		amount, limit string
+		loc           string
+		pending       string
+		status        Status
+		reason        DeclineReason
+		pendingAfter  string
+	}{
+		{"accepted", "100.00", "1000", near, "50", StatusPending, DeclineNone, "150.00"},
+		{"exactly half declines", "500.00", "1000", near, "0", StatusDeclined, DeclineOverHalf, "0.00"},
+		{"just below half", "499.99", "1000", near, "0", StatusPending, DeclineNone, "499.99"},
+		{"refund of exactly half declines", "-500.00", "1000", near, "0", StatusDeclined, DeclineOverHalf, "0.00"},
+		{"refund lowers pending", "-120.50", "1000", near, "100", StatusPending, DeclineNone, "-20.50"},
+		{"far away", "10", "1000", far, "0", StatusDeclined, DeclineLocation, "0.00"},
+		{"half checked before location", "600", "1000", far, "0", StatusDeclined, DeclineOverHalf, "0.00"},
+		{"landing exactly on the limit", "400.00", "1000", near, "600", StatusPending, DeclineNone, "1000.00"},
+		{"one cent over the limit", "400.01", "1000", near, "600", StatusDeclined, DeclineOverLimit, "600.00"},
+		{"location checked before limit", "400.01", "1000", far, "600", StatusDeclined, DeclineLocation, "600.00"},
+		{"empty location", "1", "1000", "", "0", StatusDeclined, DeclineLocation, "0.00"},
+		{"zero amount", "0", "1000", near, "5", StatusPending, DeclineNone, "5.00"},
+	} {
+		st, reason, after := Decide(m(t, tc.amount), tc.loc, m(t, tc.limit), home, m(t, tc.pending))
+		if st != tc.status || reason != tc.reason || after != m(t, tc.pendingAfter) {
+			t.Errorf("%s: Decide = %s, %q, %s; want %s, %q, %s", tc.name, st, reason, after, tc.status, tc.reason, tc.pendingAfter)
+		}
+	}
+}
+
+func TestSettle(t *testing.T) {
+	for in, want := range map[Status]Status{StatusPending: StatusApproved, StatusDeclined: StatusDeclined, StatusApproved: StatusApproved} {
+		if got := Settle(in); got != want {
+			t.Errorf("Settle(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestScoreChange(t *testing.T) {
+	for _, tc := range []struct {
+		balance, limit string
+		want           int64
+	}{
+		{"-50", "1000", 15},
+		{"0", "1000", 15},
+		{"100.00", "1000", 15}, // exactly 10 %
+		{"100.01", "1000", 10},
+		{"200.00", "1000", 10}, // exactly 20 %
+		{"200.01", "1000", 5},
+		{"300.00", "1000", 5}, // exactly 30 %
+		{"300.01", "1000", -5},
+		{"500.00", "1000", -5}, // exactly 50 %
+		{"500.01", "1000", -15},
+		{"700.00", "1000", -15}, // exactly 70 %
+		{"700.01", "1000", -25},
+		{"5000", "1000", -25},
+		{"1", "3", -5},    // 33.3 % is over 30 % and within 50 %
+		{"0.30", "3", 15}, // exactly 10 % of an odd limit
+		{"100", "0", 0},   // no credit: unchanged
+	} {
+		if got := ScoreChange(m(t, tc.balance), m(t, tc.limit)); got != tc.want {
+			t.Errorf("ScoreChange(%s, %s) = %d, want %d", tc.balance, tc.limit, got, tc.want)
+		}
+	}
+}
+
+func TestCutLimit(t *testing.T) {
+	for _, tc := range []struct {
+		limit  string
+		change int64
+		want   string
+	}{
+		{"5000", 15, "5000"},
+		{"5000", 0, "5000"},
+		{"5000", -5, "4800"},  // 4750 → tie → 4800 (even)
+		{"3000", -5, "2800"},  // 2850 → tie → 2800 (even)
+		{"1000", -5, "1000"},  // 950 → tie → 1000 (even)
+		{"5400", -5, "5100"},  // 5130 → 5100
+		{"5000", -9, "4800"},  // any change above −10 → ×0.95
+		{"5000", -10, "4500"}, // exactly −10 → ×0.90
+		{"5000", -15, "4500"},
+		{"5000", -19, "4500"},
+		{"5000", -20, "4200"}, // exactly −20 → ×0.85: 4250 → tie → 4200
+		{"5000", -25, "4200"},
+		{"8400", -5, "8000"},     // 7980 → 8000
+		{"2100", -25, "1800"},    // 1785 → 1800
+		{"6600", -5, "6300"},     // 6270 → 6300
+		{"1234.56", -15, "1100"}, // 1111.10 → 1100
+	} {
+		if got := CutLimit(m(t, tc.limit), tc.change); got != m(t, tc.want) {
+			t.Errorf("CutLimit(%s, %d) = %s, want %s", tc.limit, tc.change, got, tc.want)
+		}
+	}
+}
+
+func TestParseTransaction(t *testing.T) {
+	good := RawTransaction{"7", "3", "Shop", "2025-04-01 01:21:09", "12.50", "x NY 12345", "purchase", ""}
+	tx, reason, _ := ParseTransaction(good)
+	if reason != "" || tx.ID != 7 || tx.CardID != 3 || tx.Amount != 1250 || tx.Raw() != (RawTransaction{"7", "3", "Shop", "2025-04-01 01:21:09", "12.50", "x NY 12345", "purchase", ""}) {
+		t.Fatalf("ParseTransaction(good) = %+v, %q", tx, reason)
+	}
+	for _, tc := range []struct {
+		mod  func(*RawTransaction)
+		want RejectReason
+	}{
+		{func(r *RawTransaction) { r.TransactionID = "abc" }, RejectTransactionID},
+		{func(r *RawTransaction) { r.TransactionID = "-1" }, RejectTransactionID},
+		{func(r *RawTransaction) { r.TransactionID = "" }, RejectTransactionID},
+		{func(r *RawTransaction) { r.CardID = "3.0" }, RejectCardID},
+		{func(r *RawTransaction) { r.Amount = "12.505" }, RejectAmount},
+		{func(r *RawTransaction) { r.Amount = "1e3" }, RejectAmount},
+		{func(r *RawTransaction) { r.Amount = "NaN" }, RejectAmount},
+		{func(r *RawTransaction) { r.Amount = "" }, RejectAmount},
+		{func(r *RawTransaction) { r.Amount = "10000000000" }, RejectAmount},
+		{func(r *RawTransaction) { r.Timestamp = "2025-04-01T01:21:09" }, RejectTimestamp},
+		{func(r *RawTransaction) { r.Timestamp = "2025-13-01 01:21:09" }, RejectTimestamp},
+		{func(r *RawTransaction) { r.Timestamp = "2025-4-1 1:21:09" }, RejectTimestamp},
+		{func(r *RawTransaction) { r.Timestamp = "2025-02-29 01:21:09" }, RejectTimestamp},
+		{func(r *RawTransaction) { r.Timestamp = "2025-04-31 01:21:09" }, RejectTimestamp},
+		{func(r *RawTransaction) { r.Timestamp = "2025-04-01 24:00:00" }, RejectTimestamp},
+		{func(r *RawTransaction) { r.Timestamp = "2025-04-01 01:60:00" }, RejectTimestamp},
+		{func(r *RawTransaction) { r.Timestamp = "2025-04-01 01:21:9x" }, RejectTimestamp},
+		{func(r *RawTransaction) { r.Timestamp = "+025-04-01 01:21:09" }, RejectTimestamp},
+		{func(r *RawTransaction) { r.TransactionID = "x"; r.Amount = "bad" }, RejectTransactionID}, // first that applies
+		{func(r *RawTransaction) { r.Amount = "bad"; r.Timestamp = "bad" }, RejectAmount},
+		{func(r *RawTransaction) { r.Merchant = strings.Repeat("é", MaxMerchant+1) }, RejectText},
+		{func(r *RawTransaction) { r.Location = "\xff\xfe" }, RejectText},
+		{func(r *RawTransaction) { r.Type = strings.Repeat("x", MaxType+1) }, RejectText},
+	} {
+		raw := good
+		tc.mod(&raw)
+		if _, got, detail := ParseTransaction(raw); got != tc.want || detail == "" {
+			t.Errorf("ParseTransaction(%+v) reason = %q (%s), want %q", raw, got, detail, tc.want)
+		}
+	}
+}
+
+func TestSortByEvent(t *testing.T) {
+	ts := func(s string) Transaction {
+		v, _ := ParseTimestamp(s)
+		return Transaction{Timestamp: v}
+	}
+	txs := []Transaction{ts("2025-04-02 00:00:00"), ts("2025-04-01 00:00:00"), ts("2025-04-01 00:00:00"), ts("2025-04-01 00:00:00")}
+	for i := range txs {
+		txs[i].ID = int64(i + 1)
+	}
+	SortByEvent(txs)
+	var got []int64
+	for _, tx := range txs {
+		got = append(got, tx.ID)
+	}
+	if want := []int64{2, 3, 4, 1}; !slices.Equal(got, want) {
+		t.Fatalf("order = %v, want %v (equal timestamps keep input order)", got, want)
+	}
+}
+
+func TestTimestampRoundTrip(t *testing.T) {
+	for _, s := range []string{"2024-02-29 23:59:59", "2025-04-01 01:21:09", "0001-01-01 00:00:00", "9999-12-31 23:59:59"} {
+		ts, ok := ParseTimestamp(s)
+		if !ok {
+			t.Fatalf("ParseTimestamp(%q) failed", s)
+		}
+		if want, _ := time.Parse(TimestampLayout, s); !ts.Equal(want) {
+			t.Fatalf("ParseTimestamp(%q) = %v, want %v", s, ts, want)
+		}
+		if got := string(AppendTimestamp(nil, ts)); got != s {
+			t.Fatalf("AppendTimestamp = %q, want %q", got, s)
+		}
+	}
+}
+
+func FuzzParseTimestamp(f *testing.F) {
+	f.Add("2025-04-01 01:21:09")
+	f.Add("2024-02-29 00:00:00")
+	f.Fuzz(func(t *testing.T, s string) {
+		ts, ok := ParseTimestamp(s)
+		want, err := time.Parse(TimestampLayout, s)
+		// the strict form: what time.Parse accepts and formats back the same
+		if ok != (err == nil && want.Format(TimestampLayout) == s) {
+			t.Fatalf("ParseTimestamp(%q) ok=%v, time.Parse err=%v", s, ok, err)
+		}
+		if ok && !ts.Equal(want) {
+			t.Fatalf("ParseTimestamp(%q) = %v, want %v", s, ts, want)
+		}
+	})
+}
+
+func TestLedgerStateAndDuplicates(t *testing.T) {
+	m := &Master{
+		Customers: []Customer{{ID: 1, Address: "1 Main St, Albany, NY 12207"}},
+		Cards:     []Card{{ID: 7, CustomerID: 1, CreditLimit: 100000, CurrentBalance: 500}},
+	}
+	l := NewLedger(m)
+	if s, ok := l.State(7); !ok || s.Pending != 500 || l.HasState(7) {
+		t.Fatalf("a card never judged starts at its current balance: %+v %v", s, ok)
+	}
+	if _, ok := l.State(8); ok {
+		t.Fatal("an unknown card has no state")
+	}
+	ts, _ := ParseTimestamp("2025-04-01 00:00:00")
+	tx := func(id int64) Transaction {
+		return Transaction{ID: id, CardID: 7, Timestamp: ts, Amount: 100, Location: "x NY 12180"}
+	}
+	for id := int64(1); id <= RecentIDs+2; id++ {
+		if _, reason, _ := l.JudgeParsed(tx(id)); reason != "" {
+			t.Fatalf("transaction %d: %s", id, reason)
+		}
+	}
+	if _, reason, _ := l.JudgeParsed(tx(RecentIDs + 2)); reason != RejectDuplicate {
+		t.Fatalf("the last id again: %q, want duplicate", reason)
+	}
+	if _, reason, _ := l.JudgeParsed(tx(3)); reason != RejectDuplicate {
+		t.Fatalf("an id within the window: %q, want duplicate", reason)
+	}
+	s, _ := l.State(7)
+	if s.Pending != 500+100*(RecentIDs+2) || len(s.Recent) != RecentIDs || s.Recent[0] != 3 || s.Recent[RecentIDs-1] != RecentIDs+2 {
+		t.Fatalf("state %+v", s)
+	}
+	// Restore and Forget: what the changelog gives back, and a revoke.
+	l2 := NewLedger(m)
+	l2.Restore(7, s)
+	if got, _ := l2.State(7); got.Pending != s.Pending || !slices.Equal(got.Recent, s.Recent) {
+		t.Fatalf("restored %+v, want %+v", got, s)
+	}
+	l2.Forget(7)
+	if got, _ := l2.State(7); got.Pending != 500 || len(got.Recent) != 0 {
+		t.Fatalf("after Forget %+v", got)
+	}
+	// A limit change keeps the pending balance.
+	c := m.Cards[0]
+	c.CreditLimit = 200
+	l.SetCard(c)
+	if got, _ := l.State(7); got.Pending != s.Pending {
+		t.Fatalf("SetCard changed the pending balance: %+v", got)
+	}
+	if res, _, _ := l.JudgeParsed(tx(1000)); res.DeclineReason != DeclineOverHalf {
+		t.Fatalf("the new limit was not applied: %+v", res)
+	}
+}

@@ -1,0 +1,145 @@
+package csvfile
+
+import (
+	"bufio"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/txpipe/txpipe"
+)
+
+// Columns of the result files, in order: the reference's columns first,
+// extra columns after them.
+var (
+	ResultColumns   = append(append([]string{}, txpipe.TransactionColumns...), "status", "pending_balance", "decline_reason")
+	RejectedColumns = []string{"transaction_id", "reason", "source", "card_id", "merchant_name", "timestamp", "amount", "location", "transaction_type", "related_transaction_id", "detail"}
+)
+
+// Writer writes a CSV file atomically: rows go to a temporary file beside
+// the target, which Commit renames into place. A reader never sees half a
+// file; Abort (or a crash) leaves the previous file untouched.
+type Writer struct {
+	path string
+	f    *os.File
+	buf  *bufio.Writer
+	csv  *csv.Writer
+	rec  []string
+}
+
+// Create starts a new file at path with a header row.
+func Create(path string, header []string) (*Writer, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create directory for %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	w := &Writer{path: path, f: f, buf: bufio.NewWriterSize(f, 256<<10)}
+	w.csv = csv.NewWriter(w.buf)
+	if err := w.Write(header); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return w, nil
+}
+
+// Write writes one row.
+func (w *Writer) Write(rec []string) error {
+	if err := w.csv.Write(rec); err != nil {
+		return fmt.Errorf("write %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// WriteResult writes a stream or batch result row.
+func (w *Writer) WriteResult(r txpipe.Result) error {
+	w.rec = AppendResult(w.rec[:0], r)
+	return w.Write(w.rec)
+}
+
+// WriteCard writes a cards row.
+func (w *Writer) WriteCard(c txpipe.Card) error {
+	w.rec = AppendCard(w.rec[:0], c)
+	return w.Write(w.rec)
+}
+
+// WriteCustomer writes a customers row.
+func (w *Writer) WriteCustomer(c txpipe.Customer) error {
+	w.rec = AppendCustomer(w.rec[:0], c)
+	return w.Write(w.rec)
+}
+
+// WriteRejected writes a rejected_transactions row.
+func (w *Writer) WriteRejected(r txpipe.Rejected) error {
+	w.rec = AppendRejected(w.rec[:0], r)
+	return w.Write(w.rec)
+}
+
+// Commit flushes, syncs and renames the file into place.
+func (w *Writer) Commit() error {
+	w.csv.Flush()
+	err := w.csv.Error()
+	if err == nil {
+		err = w.buf.Flush()
+	}
+	if err == nil {
+		err = w.f.Chmod(0o644)
+	}
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(w.f.Name(), w.path)
+	}
+	if err != nil {
+		os.Remove(w.f.Name())
+		return fmt.Errorf("write %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// Abort drops the temporary file; the previous file stays.
+func (w *Writer) Abort() {
+	w.f.Close()
+	os.Remove(w.f.Name())
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// AppendResult appends the fields of a result row (ResultColumns).
+func AppendResult(rec []string, r txpipe.Result) []string {
+	raw := r.Transaction.Raw()
+	return append(rec, raw.TransactionID, raw.CardID, raw.Merchant, raw.Timestamp, raw.Amount,
+		raw.Location, raw.Type, raw.RelatedID, string(r.Status), r.PendingBalance.String(), string(r.DeclineReason))
+}
+
+// AppendCard appends the fields of a cards row (CardColumns).
+func AppendCard(rec []string, c txpipe.Card) []string {
+	return append(rec, itoa(c.ID), itoa(c.CustomerID), itoa(c.CardTypeID), c.Number, c.Expiration,
+		c.CreditLimit.String(), c.CurrentBalance.String(), c.IssueDate)
+}
+
+// AppendCustomer appends the fields of a customers row (CustomerColumns).
+func AppendCustomer(rec []string, c txpipe.Customer) []string {
+	return append(rec, itoa(c.ID), c.Name, c.Phone, c.Address, c.Email, itoa(c.CreditScore), c.AnnualIncome.String())
+}
+
+// AppendCardType appends the fields of a credit_card_types row.
+func AppendCardType(rec []string, c txpipe.CardType) []string {
+	return append(rec, itoa(c.ID), c.Name, itoa(c.ScoreMin), itoa(c.ScoreMax), c.LimitMin.String(),
+		c.LimitMax.String(), c.AnnualFee.String(), c.RewardsRate)
+}
+
+// AppendRejected appends the fields of a rejected row (RejectedColumns).
+func AppendRejected(rec []string, r txpipe.Rejected) []string {
+	x := r.Raw
+	return append(rec, x.TransactionID, string(r.Reason), r.Source, x.CardID, x.Merchant, x.Timestamp,
+		x.Amount, x.Location, x.Type, x.RelatedID, r.Detail)
+}

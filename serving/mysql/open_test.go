@@ -1,0 +1,201 @@
+package mysqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/txpipe/txpipe/internal/mysqltest"
+)
+
+func TestOpenMigratesIdempotently(t *testing.T) {
+	cfg := mysqltest.NewDatabase(t)
+	db := openCfg(t, cfg)
+	for _, table := range []string{"customers", "credit_card_types", "cards", "transactions", "stream_transactions", "rejected_transactions", "sink_offsets"} {
+		if n := count(t, db, table); n != 0 {
+			t.Errorf("%s has %d rows", table, n)
+		}
+	}
+	before := dump(t, db, "goose_db_version", "id")
+	rec := &recorder{}
+	db2, err := Open(context.Background(), cfg, slog.New(rec))
+	if err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	defer db2.Close()
+	if n := rec.count("migration applied"); n != 0 {
+		t.Errorf("second Open applied %d migrations", n)
+	}
+	after := dump(t, db, "goose_db_version", "id")
+	if len(after) != len(before) {
+		t.Errorf("goose_db_version: %d rows before the second Open, %d after", len(before), len(after))
+	}
+}
+
+func TestMigrateConcurrently(t *testing.T) {
+	cfg := mysqltest.NewDatabase(t)
+	c := cfg.Clone()
+	c.ParseTime = true
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := mysql.NewConnector(c)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			db := sql.OpenDB(conn) // a pool each, as separate processes have
+			defer db.Close()
+			errs[i] = Migrate(context.Background(), db)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Migrate %d: %v", i, err)
+		}
+	}
+	db := openCfg(t, cfg, WithMigrations(false))
+	var applied, distinct int
+	if err := db.SQL.QueryRow("SELECT COUNT(*), COUNT(DISTINCT version_id) FROM goose_db_version WHERE version_id > 0").Scan(&applied, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if applied == 0 || applied != distinct {
+		t.Errorf("goose_db_version holds %d applied rows for %d versions", applied, distinct)
+	}
+}
+
+func TestMigrateErrorNamesMigration(t *testing.T) {
+	cfg := mysqltest.NewDatabase(t)
+	db := openCfg(t, cfg, WithMigrations(false))
+	if _, err := db.SQL.Exec("CREATE TABLE customers (x INT)"); err != nil {
+		t.Fatal(err)
+	}
+	err := Migrate(context.Background(), db.SQL)
+	if err == nil || !strings.Contains(err.Error(), "00001_schema.sql") {
+		t.Fatalf("Migrate = %v, want an error naming 00001_schema.sql", err)
+	}
+}
+
+func TestOpenCreatesDatabase(t *testing.T) {
+	cfg := mysqltest.Server(t).Clone()
+	var b [6]byte
+	rand.Read(b[:])
+	cfg.DBName = "txpipe_test_new_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		c := cfg.Clone()
+		c.DBName = ""
+		admin, err := sql.Open("mysql", c.FormatDSN())
+		if err == nil {
+			admin.Exec("DROP DATABASE IF EXISTS `" + cfg.DBName + "`")
+			admin.Close()
+		}
+	})
+	db := openCfg(t, cfg)
+	var cs string
+	if err := db.SQL.QueryRow("SELECT @@character_set_database").Scan(&cs); err != nil {
+		t.Fatal(err)
+	}
+	if cs != "utf8mb4" {
+		t.Errorf("database character set %s, want utf8mb4", cs)
+	}
+	if n := count(t, db, "stream_transactions"); n != 0 {
+		t.Errorf("stream_transactions has %d rows", n)
+	}
+}
+
+// TestOpenWaitsForServer starts Open against a port nobody listens on,
+// then puts a proxy to the real server there: Open logs the outage once
+// and the recovery once, and succeeds.
+func TestOpenWaitsForServer(t *testing.T) {
+	cfg := mysqltest.NewDatabase(t).Clone()
+	target := cfg.Addr
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg.Addr = addr
+
+	rec := &recorder{}
+	done := make(chan error, 1)
+	var db *DB
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var err error
+		db, err = Open(ctx, cfg, slog.New(rec))
+		done <- err
+	}()
+	time.Sleep(700 * time.Millisecond) // several retries
+	l, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go proxy(l, target)
+	if err := <-done; err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer db.Close()
+	if n := rec.count("database unreachable, retrying"); n != 1 {
+		t.Errorf("logged unreachable %d times, want once", n)
+	}
+	if n := rec.count("database reachable"); n != 1 {
+		t.Errorf("logged reachable %d times, want once", n)
+	}
+}
+
+func proxy(l net.Listener, target string) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				return
+			}
+			defer s.Close()
+			go io.Copy(s, c)
+			io.Copy(c, s)
+		}()
+	}
+}
+
+func TestOpenGivesUpWhenContextEnds(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr, cfg.DBName = "root", "tcp", addr, "txpipe"
+	rec := &recorder{}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err = Open(ctx, cfg, slog.New(rec))
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("Open = %v, want unreachable and the deadline", err)
+	}
+	if n := rec.count("database unreachable, retrying"); n != 1 {
+		t.Errorf("logged unreachable %d times, want once", n)
+	}
+}

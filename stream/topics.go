@@ -1,0 +1,153 @@
+// Package stream is the speed layer: the producer that publishes
+// transactions, the validator that judges them exactly once inside Kafka,
+// and the sinks that write its results exactly once to MySQL and CSV.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// EmbeddedClusterID is the cluster id of txpipe's embedded broker. On it the
+// card-state changelog is not compacted (the embedded broker may compact
+// past an open transaction, which real Kafka never does).
+const EmbeddedClusterID = "txpipe-embedded"
+
+// Topics names every topic of the speed layer.
+type Topics struct {
+	Input     string // transactions, keyed by card id
+	Validated string // judged transactions, same partition as their input
+	DLQ       string // rows that could not be judged
+	State     string // card-state changelog, same partition as the card's input
+	Cards     string // master data: cards with their limits (compacted)
+	Customers string // master data: customers with their addresses (compacted)
+}
+
+// TopicsFor derives every topic name from the input topic.
+func TopicsFor(input string) Topics {
+	return Topics{
+		Input:     input,
+		Validated: input + ".validated",
+		DLQ:       input + ".dlq",
+		State:     input + ".card-state",
+		Cards:     "txpipe.cards",
+		Customers: "txpipe.customers",
+	}
+}
+
+// fetchMaxBytes bounds what one fetch of the validator or the sink
+// brings in (the client buffers a fetch per broker): memory follows the
+// batch size, not how far behind the consumer is.
+const fetchMaxBytes = 8 << 20
+
+// DefaultPartitions is the partition count of an input topic that txpipe
+// creates itself.
+const DefaultPartitions = 8
+
+// EnsureMasterTopics creates the master-data topics when missing.
+func EnsureMasterTopics(ctx context.Context, cl *kgo.Client, t Topics) error {
+	adm := kadm.NewClient(cl)
+	compact := map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
+	for _, name := range []string{t.Cards, t.Customers} {
+		if err := createTopic(ctx, adm, name, 1, compact); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EnsureTopics creates the input topic (with partitions when it is missing)
+// and the topics derived from it, with the input's partition count.
+func EnsureTopics(ctx context.Context, cl *kgo.Client, t Topics, partitions int32) (int32, error) {
+	if partitions <= 0 {
+		partitions = DefaultPartitions
+	}
+	adm := kadm.NewClient(cl)
+	if err := createTopic(ctx, adm, t.Input, partitions, nil); err != nil {
+		return 0, err
+	}
+	n, err := partitionCount(ctx, adm, t.Input)
+	if err != nil {
+		return 0, err
+	}
+	stateCfg := map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
+	if embedded, err := isEmbedded(ctx, adm); err != nil {
+		return 0, err
+	} else if embedded {
+		stateCfg = map[string]*string{"cleanup.policy": kadm.StringPtr("delete"), "retention.ms": kadm.StringPtr("-1")}
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  map[string]*string
+	}{{t.Validated, nil}, {t.DLQ, nil}, {t.State, stateCfg}} {
+		if err := createTopic(ctx, adm, tc.name, n, tc.cfg); err != nil {
+			return 0, err
+		}
+		if m, err := partitionCount(ctx, adm, tc.name); err != nil {
+			return 0, err
+		} else if m != n {
+			return 0, fmt.Errorf("topic %s has %d partitions, its input %s has %d: they must match", tc.name, m, t.Input, n)
+		}
+	}
+	if err := EnsureMasterTopics(ctx, cl, t); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func isEmbedded(ctx context.Context, adm *kadm.Client) (bool, error) {
+	m, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		return false, fmt.Errorf("describe cluster: %w", err)
+	}
+	return m.Cluster == EmbeddedClusterID, nil
+}
+
+func createTopic(ctx context.Context, adm *kadm.Client, name string, partitions int32, cfg map[string]*string) error {
+	for attempt := 0; ; attempt++ {
+		resp, err := adm.CreateTopic(ctx, partitions, -1, cfg, name)
+		if err == nil {
+			err = resp.Err
+		}
+		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
+			return nil
+		}
+		if attempt >= 20 || ctx.Err() != nil {
+			return fmt.Errorf("create topic %s: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func partitionCount(ctx context.Context, adm *kadm.Client, topic string) (int32, error) {
+	for attempt := 0; ; attempt++ {
+		td, err := adm.ListTopics(ctx, topic)
+		if err == nil {
+			if d, ok := td[topic]; ok && d.Err == nil && len(d.Partitions) > 0 {
+				return int32(len(d.Partitions)), nil
+			} else if ok && d.Err != nil {
+				err = d.Err
+			} else {
+				err = errors.New("no partitions yet")
+			}
+		}
+		if attempt >= 40 || ctx.Err() != nil {
+			return 0, fmt.Errorf("describe topic %s: %w", topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

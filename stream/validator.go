@@ -1,0 +1,531 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/txpipe/txpipe"
+)
+
+// Header keys the producer sets on input records.
+const (
+	HeaderEventType = "event_type"
+	HeaderSeq       = "seq"    // input order (line of the file or row of the table)
+	HeaderSource    = "source" // where the row came from, e.g. transactions.csv:12
+)
+
+// EventPayment is the event type of a transaction record.
+const EventPayment = "PAYMENT_EVENT"
+
+// DefaultMaxBatch is how many records the validator judges per Kafka
+// transaction at most. Larger transactions cost fewer commits and fewer
+// card-state records (a card touched twice in one is written once); at
+// 10,000 a transaction stays well under a tenth of a second.
+const DefaultMaxBatch = 10000
+
+// ValidatorConfig configures a Validator.
+type ValidatorConfig struct {
+	Brokers  []string
+	Topics   Topics
+	Group    string
+	Instance string // stable per process: static group membership and transactional id
+	MaxBatch int    // records per Kafka transaction (default DefaultMaxBatch)
+	Log      *slog.Logger
+	// ClientOpts are added to every Kafka client (tests, TLS, SASL).
+	ClientOpts []kgo.Opt
+}
+
+// Validator judges the input topic exactly once: for each polled batch it
+// produces the results, the touched cards' states and the consumed offsets
+// in one Kafka transaction.
+type Validator struct {
+	cfg  ValidatorConfig
+	log  *slog.Logger
+	sess *kgo.GroupTransactSession
+	base []kgo.Opt
+
+	mu       sync.Mutex
+	ledger   *txpipe.Ledger
+	cardPart map[int64]int32 // which input partition a card's state belongs to
+	owned    map[int32]bool
+
+	processed, rejected atomic.Int64
+	lastRecord          atomic.Int64 // unix nanos of the last batch
+	master              *masterFollower
+	fatal               atomic.Pointer[error]
+	closeOnce           sync.Once
+	workers             int // partitions judged in parallel
+}
+
+// Stats are a validator's counters.
+type Stats struct {
+	Processed, Rejected int64
+	LastRecord          time.Time
+}
+
+// NewValidator connects, creates missing topics and reads the master data
+// to its end. Run starts judging.
+func NewValidator(ctx context.Context, cfg ValidatorConfig) (*Validator, error) {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	v := &Validator{
+		cfg:      cfg,
+		log:      cfg.Log.With("component", "validator"),
+		ledger:   txpipe.NewLedger(nil),
+		cardPart: map[int64]int32{},
+		owned:    map[int32]bool{},
+		workers:  runtime.GOMAXPROCS(0),
+	}
+	v.base = append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)
+	admin, err := kgo.NewClient(v.base...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	_, err = EnsureTopics(ctx, admin, cfg.Topics, 0)
+	admin.Close()
+	if err != nil {
+		return nil, err
+	}
+	v.master, err = followMaster(ctx, v.base, cfg.Topics, v.applyMaster, v.log)
+	if err != nil {
+		return nil, err
+	}
+	opts := append(append([]kgo.Opt{}, v.base...),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics.Input),
+		kgo.InstanceID(cfg.Instance),
+		kgo.TransactionalID("txpipe-validator-"+cfg.Group+"-"+cfg.Instance),
+		kgo.TransactionTimeout(10*time.Second),
+		kgo.SessionTimeout(6*time.Second),
+		kgo.HeartbeatInterval(time.Second),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxBytes(fetchMaxBytes),
+		kgo.RequireStableFetchOffsets(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.OnPartitionsAssigned(v.assigned),
+		kgo.OnPartitionsRevoked(v.revoked),
+		kgo.OnPartitionsLost(v.revoked),
+	)
+	v.sess, err = kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		v.master.close()
+		return nil, fmt.Errorf("kafka transact session: %w", err)
+	}
+	return v, nil
+}
+
+func (v *Validator) applyMaster(r *kgo.Record) {
+	if r.Value == nil {
+		return
+	}
+	switch r.Topic {
+	case v.cfg.Topics.Cards:
+		c, err := DecodeCard(r.Value)
+		if err != nil {
+			v.log.Warn("skip bad card record", "partition", r.Partition, "offset", r.Offset, "err", err)
+			return
+		}
+		v.mu.Lock()
+		v.ledger.SetCard(c)
+		v.mu.Unlock()
+	case v.cfg.Topics.Customers:
+		c, err := DecodeCustomer(r.Value)
+		if err != nil {
+			v.log.Warn("skip bad customer record", "partition", r.Partition, "offset", r.Offset, "err", err)
+			return
+		}
+		v.mu.Lock()
+		v.ledger.SetCustomer(c)
+		v.mu.Unlock()
+	}
+}
+
+// assigned restores the cards of newly assigned partitions from the
+// changelog before any of their records is processed. It first fences any
+// previous owner of this transactional id, so its open transaction is
+// aborted and the changelog's end is final.
+func (v *Validator) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	parts := assigned[v.cfg.Topics.Input]
+	if len(parts) == 0 {
+		return
+	}
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		v.log.Error("init producer id before restore", "err", err)
+	}
+	start := time.Now()
+	restored := map[int64]txpipe.CardState{}
+	restoredPart := map[int64]int32{}
+	err := readToEnd(ctx, v.base, v.cfg.Topics.State, parts, func(r *kgo.Record) {
+		id, err := strconv.ParseInt(string(r.Key), 10, 64)
+		if err != nil {
+			v.log.Warn("skip bad changelog key", "partition", r.Partition, "offset", r.Offset, "key", string(r.Key))
+			return
+		}
+		s, err := DecodeState(r.Value)
+		if err != nil {
+			v.log.Warn("skip bad changelog value", "partition", r.Partition, "offset", r.Offset, "err", err)
+			return
+		}
+		restored[id] = s
+		restoredPart[id] = r.Partition
+	})
+	if err != nil {
+		// Without its state a partition must not be judged: leave the
+		// group's session to fail and retry on the next assignment.
+		err = fmt.Errorf("restore card state of partitions %v: %w", parts, err)
+		v.fatal.CompareAndSwap(nil, &err)
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, p := range parts {
+		v.owned[p] = true
+	}
+	for id, p := range v.cardPart {
+		if containsPart(parts, p) {
+			v.ledger.Forget(id)
+			delete(v.cardPart, id)
+		}
+	}
+	for id, s := range restored {
+		v.ledger.Restore(id, s)
+		v.cardPart[id] = restoredPart[id]
+	}
+	v.log.Info("partitions assigned", "partitions", parts, "cards_restored", len(restored), "took", time.Since(start).Round(time.Millisecond))
+}
+
+func containsPart(ps []int32, p int32) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// revoked drops the state of partitions that left this process.
+func (v *Validator) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	parts := revoked[v.cfg.Topics.Input]
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, p := range parts {
+		delete(v.owned, p)
+	}
+	for id, p := range v.cardPart {
+		if containsPart(parts, p) {
+			v.ledger.Forget(id)
+			delete(v.cardPart, id)
+		}
+	}
+	if len(parts) > 0 {
+		v.log.Info("partitions revoked", "partitions", parts)
+	}
+}
+
+// Stats returns the validator's counters.
+func (v *Validator) Stats() Stats {
+	return Stats{Processed: v.processed.Load(), Rejected: v.rejected.Load(), LastRecord: time.Unix(0, v.lastRecord.Load())}
+}
+
+// Run judges records until ctx ends, then finishes the transaction in
+// flight and returns. A returned error is fatal for this process; its
+// uncommitted work is aborted and redone by whoever takes its partitions.
+func (v *Validator) Run(ctx context.Context) error {
+	undo := map[int64]undoState{}
+	var workers []*batchWorker // reused from batch to batch
+	for {
+		fs := v.sess.PollRecords(ctx, v.cfg.MaxBatch)
+		if err := v.fatal.Load(); err != nil {
+			return *err
+		}
+		if fs.IsClientClosed() || (ctx.Err() != nil && fs.Empty()) {
+			return nil
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				ferr = fmt.Errorf("fetch %s/%d: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			v.log.Warn("fetch error", "err", ferr)
+		}
+		if fs.Empty() {
+			continue
+		}
+		if err := v.sess.Begin(); err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+		var produceErr atomic.Pointer[error]
+		promise := func(_ *kgo.Record, err error) {
+			if err != nil {
+				produceErr.CompareAndSwap(nil, &err)
+			}
+		}
+		clear(undo)
+		// Partitions hold disjoint cards: judge them in parallel, each
+		// partition in order by one worker. A poll may hold several
+		// chunks of one partition: they stay together, in order.
+		var parts [][]*kgo.Record
+		index := map[int32]int{}
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			if i, ok := index[p.Partition]; ok {
+				parts[i] = append(slices.Clip(parts[i]), p.Records...)
+				return
+			}
+			index[p.Partition] = len(parts)
+			parts = append(parts, p.Records)
+		})
+		nw := min(v.workers, len(parts))
+		for len(workers) < nw {
+			workers = append(workers, newBatchWorker())
+		}
+		var wg sync.WaitGroup
+		v.mu.Lock()
+		for i := 0; i < nw; i++ {
+			w := workers[i]
+			w.reset()
+			for j := i; j < len(parts); j += nw {
+				w.parts = append(w.parts, parts[j])
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v.runWorker(ctx, w, promise)
+			}()
+		}
+		wg.Wait()
+		var nProcessed, nRejected, nRecords int64
+		for _, w := range workers[:nw] {
+			nProcessed += w.processed
+			nRejected += w.rejected
+			maps.Copy(v.cardPart, w.cardPart)
+			for id, u := range w.undo {
+				undo[id] = u
+			}
+		}
+		nRecords = nProcessed + nRejected
+		v.mu.Unlock()
+
+		commit := kgo.TryCommit
+		if perr := produceErr.Load(); perr != nil {
+			v.log.Warn("produce failed, aborting the batch", "err", *perr)
+			commit = kgo.TryAbort
+		}
+		// End with a context of its own: a shutdown must still finish the
+		// transaction in flight.
+		endCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		committed, err := v.sess.End(endCtx, commit)
+		cancel()
+		if perr := produceErr.Load(); committed && perr != nil {
+			return fmt.Errorf("%w: transaction committed despite a produce error: %w", errFatal, *perr)
+		}
+		if !committed {
+			v.mu.Lock()
+			for id, u := range undo {
+				if p, ok := v.cardPart[id]; !ok || !v.owned[p] {
+					v.ledger.Forget(id)
+					delete(v.cardPart, id)
+				} else if u.had {
+					v.ledger.Restore(id, u.state)
+				} else {
+					v.ledger.Forget(id)
+					delete(v.cardPart, id)
+				}
+			}
+			v.mu.Unlock()
+		}
+		if err != nil {
+			return fmt.Errorf("end transaction: %w", err)
+		}
+		if committed {
+			v.processed.Add(nProcessed)
+			v.rejected.Add(nRejected)
+			v.lastRecord.Store(time.Now().UnixNano())
+		} else {
+			v.log.Info("transaction aborted; the batch will be processed again", "records", nRecords)
+		}
+	}
+}
+
+// errFatal marks errors after which no validator may go on.
+var errFatal = errors.New("fatal")
+
+// batchWorker judges some partitions of a polled batch.
+type batchWorker struct {
+	parts               [][]*kgo.Record
+	undo                map[int64]undoState
+	cardPart            map[int64]int32 // cards judged, and their partition
+	slab                []byte
+	processed, rejected int64
+}
+
+func newBatchWorker() *batchWorker {
+	return &batchWorker{undo: map[int64]undoState{}, cardPart: map[int64]int32{}}
+}
+
+func (w *batchWorker) reset() {
+	w.parts = w.parts[:0]
+	clear(w.undo)
+	clear(w.cardPart)
+	w.processed, w.rejected = 0, 0
+}
+
+// runWorker judges a worker's partitions and produces the results, then
+// the touched cards' states. Record values are cut from one slab per
+// batch: the records own their bytes until the transaction ends, and the
+// next batch takes a new slab.
+func (v *Validator) runWorker(ctx context.Context, w *batchWorker, promise func(*kgo.Record, error)) {
+	n := 0
+	for _, p := range w.parts {
+		n += len(p)
+	}
+	slab := make([]byte, 0, 400*n+1024)
+	out := make([]kgo.Record, n) // one allocation for the batch's records
+	for _, part := range w.parts {
+		for _, r := range part {
+			res, rej := v.judge(r, w)
+			rec := &out[0]
+			out = out[1:]
+			*rec = kgo.Record{Key: r.Key, Partition: r.Partition, Headers: paymentHeaders}
+			start := len(slab)
+			if rej != nil {
+				w.rejected++
+				rec.Headers = append(originHeaders(r), paymentHeaders...)
+				slab = EncodeRejected(slab, *rej)
+				rec.Topic = v.cfg.Topics.DLQ
+			} else {
+				w.processed++
+				slab = EncodeResult(slab, res)
+				rec.Topic = v.cfg.Topics.Validated
+			}
+			rec.Value = slab[start:len(slab):len(slab)]
+			v.sess.Produce(ctx, rec, promise)
+		}
+	}
+	states := make([]kgo.Record, len(w.cardPart))
+	var s txpipe.CardState
+	for id, p := range w.cardPart {
+		v.ledger.StateInto(id, &s)
+		start := len(slab)
+		slab = strconv.AppendInt(slab, id, 10)
+		mid := len(slab)
+		slab = EncodeState(slab, s)
+		rec := &states[0]
+		states = states[1:]
+		*rec = kgo.Record{
+			Topic:     v.cfg.Topics.State,
+			Partition: p,
+			Key:       slab[start:mid:mid],
+			Value:     slab[mid:len(slab):len(slab)],
+		}
+		v.sess.Produce(ctx, rec, promise)
+	}
+}
+
+type undoState struct {
+	state txpipe.CardState
+	had   bool
+}
+
+// judge decides one input record, remembering the card's state before the
+// batch touched it so an abort can roll it back.
+func (v *Validator) judge(r *kgo.Record, w *batchWorker) (txpipe.Result, *txpipe.Rejected) {
+	// The producer's source (file:line) names the row the same way a load
+	// of the file does; without it, the record's topic/partition/offset.
+	source := header(r, HeaderSource)
+	if source == "" {
+		source = fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
+	}
+	raw, err := decodeTransaction(r.Value, true)
+	if err != nil {
+		return txpipe.Result{}, &txpipe.Rejected{Raw: txpipe.RawTransaction{Merchant: truncate(string(r.Value), 200)}, Reason: txpipe.RejectBadJSON, Detail: err.Error(), Source: source, Seq: seqOf(r)}
+	}
+	tx, reason, detail := txpipe.ParseTransaction(raw)
+	if reason == "" {
+		tx.Seq = seqOf(r)
+		if _, seen := w.undo[tx.CardID]; !seen {
+			if s, ok := v.ledger.State(tx.CardID); ok {
+				w.undo[tx.CardID] = undoState{state: s, had: v.ledger.HasState(tx.CardID)}
+			}
+		}
+		var res txpipe.Result
+		res, reason, detail = v.ledger.JudgeParsed(tx)
+		if reason == "" {
+			w.cardPart[tx.CardID] = r.Partition
+			return res, nil
+		}
+	}
+	return txpipe.Result{}, &txpipe.Rejected{Raw: raw, Reason: reason, Detail: detail, Source: source, Seq: seqOf(r)}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// seqOf is the record's input order: the producer's seq header, else its
+// offset.
+func seqOf(r *kgo.Record) int64 {
+	if s := header(r, HeaderSeq); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return n
+		}
+	}
+	return r.Offset
+}
+
+// paymentHeaders are the headers of every output record; shared, never
+// modified.
+var paymentHeaders = []kgo.RecordHeader{{Key: HeaderEventType, Value: []byte(EventPayment)}}
+
+// originHeaders say where a dead letter came from.
+func originHeaders(r *kgo.Record) []kgo.RecordHeader {
+	return []kgo.RecordHeader{
+		{Key: "origin_topic", Value: []byte(r.Topic)},
+		{Key: "origin_partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
+		{Key: "origin_offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
+	}
+}
+
+// Close leaves the group and closes the clients. Call it after Run returns.
+func (v *Validator) Close() {
+	v.closeOnce.Do(func() {
+		v.sess.Close()
+		v.master.close()
+	})
+}
+
+// Admin returns an admin client on the validator's session (for tests).
+func (v *Validator) Admin() *kadm.Client { return kadm.NewClient(v.sess.Client()) }

@@ -1,0 +1,141 @@
+// Package txpipe holds the domain of the pipeline: its types and the pure
+// business rules every layer shares. Nothing here does I/O.
+package txpipe
+
+import "time"
+
+// TimestampLayout is the only accepted form of a transaction timestamp.
+const TimestampLayout = "2006-01-02 15:04:05"
+
+// Customer is a row of customers.csv.
+type Customer struct {
+	ID           int64
+	Name         string
+	Phone        string
+	Address      string
+	Email        string
+	CreditScore  int64
+	AnnualIncome Money
+}
+
+// CardType is a row of credit_card_types.csv.
+type CardType struct {
+	ID          int64
+	Name        string
+	ScoreMin    int64
+	ScoreMax    int64
+	LimitMin    Money
+	LimitMax    Money
+	AnnualFee   Money
+	RewardsRate string // a plain decimal fraction such as "0.005"; not money
+}
+
+// Card is a row of cards.csv.
+type Card struct {
+	ID             int64
+	CustomerID     int64
+	CardTypeID     int64
+	Number         string
+	Expiration     string // MM/YY as written
+	CreditLimit    Money
+	CurrentBalance Money
+	IssueDate      string // YYYY-MM-DD as written
+}
+
+// Transaction is a row of transactions.csv, parsed.
+type Transaction struct {
+	ID        int64
+	CardID    int64
+	Merchant  string
+	Timestamp time.Time
+	Amount    Money
+	Location  string
+	Type      string
+	RelatedID string // as written; empty when there is none
+	Seq       int64  // input order (line or offset), breaks timestamp ties
+}
+
+// Status is the state of a judged transaction.
+type Status string
+
+// Statuses.
+const (
+	StatusPending  Status = "pending"
+	StatusDeclined Status = "declined"
+	StatusApproved Status = "approved"
+)
+
+// DeclineReason says why a transaction was declined; empty when it was not.
+type DeclineReason string
+
+// Decline reasons, in the order the rules are applied.
+const (
+	DeclineNone      DeclineReason = ""
+	DeclineOverHalf  DeclineReason = "amount_over_half_limit"
+	DeclineLocation  DeclineReason = "location_mismatch"
+	DeclineOverLimit DeclineReason = "over_credit_limit"
+)
+
+// Result is a judged transaction: a row of stream_transactions and, with
+// its status settled, of batch_transactions.
+type Result struct {
+	Transaction
+	Status         Status
+	PendingBalance Money // the card's pending balance after this transaction
+	DeclineReason  DeclineReason
+}
+
+// RejectReason says why a transaction row could not be judged at all.
+type RejectReason string
+
+// Reject reasons, in the order they are checked.
+const (
+	RejectFieldCount    RejectReason = "field_count"
+	RejectBadJSON       RejectReason = "bad_json"
+	RejectTransactionID RejectReason = "bad_transaction_id"
+	RejectCardID        RejectReason = "bad_card_id"
+	RejectAmount        RejectReason = "bad_amount"
+	RejectTimestamp     RejectReason = "bad_timestamp"
+	RejectText          RejectReason = "bad_text"
+	RejectUnknownCard   RejectReason = "unknown_card"
+	RejectDuplicate     RejectReason = "duplicate_transaction_id"
+)
+
+// RawTransaction is a transaction as it arrived, every field a string, so
+// that a row that cannot be judged is kept exactly as written.
+type RawTransaction struct {
+	TransactionID string
+	CardID        string
+	Merchant      string
+	Timestamp     string
+	Amount        string
+	Location      string
+	Type          string
+	RelatedID     string
+}
+
+// Master is the master data: customers, card types and cards, each sorted
+// by id.
+type Master struct {
+	Customers []Customer
+	CardTypes []CardType
+	Cards     []Card
+}
+
+// Offset is the next offset to consume from a topic partition: what the
+// sinks store with the rows they write.
+type Offset struct {
+	Topic     string
+	Partition int32
+	Next      int64
+	TopicID   string // the topic's incarnation; a topic created anew restarts at 0
+}
+
+// Rejected is a transaction row that could not be judged.
+type Rejected struct {
+	Raw    RawTransaction
+	Reason RejectReason
+	Detail string // what exactly was wrong, for people
+	Source string // file:line, or topic/partition/offset
+	Seq    int64  // input order
+}
