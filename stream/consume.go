@@ -145,7 +145,7 @@ loop:
 	if err := MergeCSV(cfg.ResultsDir, cfg.Topics); err != nil && runErr == nil {
 		runErr = fmt.Errorf("merge CSV results: %w", err)
 	}
-	if errors.Is(runErr, context.Canceled) {
+	if errors.Is(runErr, context.Canceled) && !errors.Is(runErr, errFatal) {
 		runErr = nil
 	}
 	return stats(), runErr

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -842,4 +843,60 @@ func TestKcatReadsTopics(t *testing.T) {
 		t.Fatalf("kcat read %d records from %s, the validator judged %d", n, topics.Validated, cs.Judged)
 	}
 	t.Logf("kcat listed the 6 topics and read %d judged transactions (read_committed)", n)
+}
+
+// TestStopStorm stops a consumer again and again at random points, each
+// stop mid-batch as often as not (SIGTERM does the same): every stop
+// finishes or aborts the transaction in flight, never commits half of it,
+// so the results and card states equal an uninterrupted run's.
+func TestStopStorm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("many restarts")
+	}
+	brokers := startBroker(t)
+	data := failDataset(t, 20000, 10)
+	ref := loadAndProduce(t, brokers, stream.TopicsFor("calm"), data)
+	loadAndProduce(t, brokers, stream.TopicsFor("storm"), data)
+	want := t.TempDir()
+	done := make(chan stRun, 1)
+	stConsume(context.Background(), t, brokers, "calm", "calm", want, 2*time.Second, nil, done)
+	if r := <-done; r.err != nil {
+		t.Fatal(r.err)
+	}
+
+	got := t.TempDir()
+	total := ref.Records + ref.Rejected
+	var written int64
+	rng := mrand.New(mrand.NewPCG(7, 11))
+	stops := 0
+	for deadline := time.Now().Add(3 * time.Minute); written < total; stops++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d stops only %d of %d records written", stops, written, total)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(200+rng.IntN(600))*time.Millisecond)
+		st, err := stream.Consume(ctx, stream.ConsumeConfig{
+			Brokers: brokers, Topics: stream.TopicsFor("storm"), Group: "g-storm", Instance: "s1",
+			ResultsDir: got, MaxBatch: 100 + rng.IntN(400), Log: slog.New(slog.DiscardHandler),
+			Done: func(s stream.ConsumeStats) bool { return written+s.Written >= total },
+		})
+		cancel()
+		if err != nil {
+			t.Fatalf("stop %d: %v", stops, err)
+		}
+		written += st.Written
+	}
+	if stops < 5 {
+		t.Fatalf("the consumer was stopped only %d times", stops)
+	}
+	if written != total {
+		t.Fatalf("written %d records in all, want %d", written, total)
+	}
+	stSameFiles(t, got, want, csvfile.StreamFile, csvfile.RejectedFile)
+	if t.Failed() {
+		stAudit(t, brokers, "storm", "calm")
+	}
+	if d := failDiffStates(stStates(t, brokers, "storm"), stStates(t, brokers, "calm")); d != "" {
+		t.Fatalf("card states differ from the uninterrupted run: %s", d)
+	}
+	t.Logf("%d records over %d stops", total, stops)
 }

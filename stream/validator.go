@@ -311,7 +311,9 @@ func (v *Validator) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				v.runWorker(ctx, w, promise)
+				// Records are produced whatever happens to ctx: a
+				// shutdown finishes the batch in flight.
+				v.runWorker(context.WithoutCancel(ctx), w, promise)
 			}()
 		}
 		wg.Wait()
@@ -327,14 +329,20 @@ func (v *Validator) Run(ctx context.Context) error {
 		nRecords = nProcessed + nRejected
 		v.mu.Unlock()
 
+		// End with a context of its own: a shutdown must still finish the
+		// transaction in flight. Every record must be acknowledged before
+		// the decision to commit: a transaction that lost one of its
+		// records would commit the offsets without the result.
+		endCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		commit := kgo.TryCommit
+		if err := v.sess.Client().Flush(endCtx); err != nil {
+			err = fmt.Errorf("flush transaction: %w", err)
+			produceErr.CompareAndSwap(nil, &err)
+		}
 		if perr := produceErr.Load(); perr != nil {
 			v.log.Warn("produce failed, aborting the batch", "err", *perr)
 			commit = kgo.TryAbort
 		}
-		// End with a context of its own: a shutdown must still finish the
-		// transaction in flight.
-		endCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		committed, err := v.sess.End(endCtx, commit)
 		cancel()
 		if perr := produceErr.Load(); committed && perr != nil {
