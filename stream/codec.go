@@ -493,7 +493,7 @@ func DecodeRejected(b []byte) (txpipe.Rejected, error) {
 	return r, err
 }
 
-// EncodeState appends a card's changelog value: pending balance and its
+// EncodeState appends a card's checkpointed state: pending balance and its
 // recent transaction ids.
 func EncodeState(b []byte, s txpipe.CardState) []byte {
 	b = append(b, `{"pending":`...)
@@ -508,7 +508,7 @@ func EncodeState(b []byte, s txpipe.CardState) []byte {
 	return append(b, `"}`...)
 }
 
-// DecodeState reads a card's changelog value.
+// DecodeState reads a card's checkpointed state.
 func DecodeState(b []byte) (txpipe.CardState, error) {
 	var s txpipe.CardState
 	var pending []byte

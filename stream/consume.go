@@ -25,10 +25,13 @@ type ConsumeConfig struct {
 	// UntilIdle stops after this long without a record (0: until ctx ends).
 	UntilIdle time.Duration
 	// Done, when set, is polled and stops the run once it reports true.
-	Done       func(ConsumeStats) bool
-	MaxBatch   int
-	Log        *slog.Logger
-	ClientOpts []kgo.Opt
+	Done     func(ConsumeStats) bool
+	MaxBatch int
+	// CheckpointEvery and CheckpointInterval are the validator's.
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
+	Log                *slog.Logger
+	ClientOpts         []kgo.Opt
 }
 
 // ConsumeStats counts what a Consume run did.
@@ -48,7 +51,7 @@ func Consume(ctx context.Context, cfg ConsumeConfig) (ConsumeStats, error) {
 	start := time.Now()
 	vcfg := ValidatorConfig{
 		Brokers: cfg.Brokers, Topics: cfg.Topics, Group: cfg.Group, Instance: cfg.Instance,
-		MaxBatch: cfg.MaxBatch, Log: cfg.Log, ClientOpts: cfg.ClientOpts,
+		MaxBatch: cfg.MaxBatch, CheckpointEvery: cfg.CheckpointEvery, CheckpointInterval: cfg.CheckpointInterval, Log: cfg.Log, ClientOpts: cfg.ClientOpts,
 	}
 	first, err := NewValidator(ctx, vcfg)
 	if err != nil {
@@ -109,14 +112,22 @@ loop:
 				merged = w
 			}
 			// Idle means no record for UntilIdle, nothing left for the
-			// validators' group to judge, and the sink found nothing more
-			// after the last commit (caught up, not still joining a group
-			// or waiting for its start offsets).
-			if cfg.UntilIdle > 0 && idle >= cfg.UntilIdle && s.EmptyPoll().UnixNano() > last {
+			// validators' group to judge, and the sink at the end of every
+			// partition it reads (not still joining its group or waiting
+			// for its first fetch).
+			if cfg.UntilIdle > 0 && idle >= cfg.UntilIdle {
 				lag, err := groupLag(ctx, cfg, cfg.Group, cfg.Topics.Input)
 				if err != nil {
 					cfg.Log.Debug("group lag", "err", err)
-				} else if lag == 0 {
+					continue
+				}
+				if lag > 0 {
+					continue
+				}
+				caughtUp, err := s.CaughtUp(ctx)
+				if err != nil {
+					cfg.Log.Debug("sink position", "err", err)
+				} else if caughtUp {
 					cfg.Log.Info("idle, stopping", "idle_for", cfg.UntilIdle)
 					break loop
 				}
@@ -172,8 +183,8 @@ func leaveGroups(cfg ConsumeConfig, groups ...string) {
 // supervisor keeps a validator running: a validator whose Kafka session
 // failed (a broker that went away while a transaction ended, say) is
 // closed and replaced, with backoff. The new one fences the old session
-// and restores its cards from the changelog, so nothing is lost or counted
-// twice.
+// and restores its cards from their checkpoints and results, so nothing is
+// lost or counted twice.
 type supervisor struct {
 	cfg  ValidatorConfig
 	log  *slog.Logger

@@ -221,56 +221,7 @@ func failCommitted(t *testing.T, brokers []string, group, topic string) int64 {
 	return sum
 }
 
-// failChangelog reads a card-state changelog to its end, read_committed:
-// the last value of every key.
-func failChangelog(t *testing.T, brokers []string, topic string) map[string]string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admCl.Close()
-	ends, err := kadm.NewClient(admCl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatalf("end offsets of %s: %v", topic, err)
-	}
-	remaining := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			t.Fatalf("end offset of %s/%d: %v", topic, o.Partition, o.Err)
-		}
-		if o.Offset > 0 {
-			remaining[o.Partition] = o.Offset
-		}
-	})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	states := map[string]string{}
-	for len(remaining) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("reading %s: %v (partitions not read to the end: %v)", topic, ctx.Err(), remaining)
-		}
-		fs.EachError(func(tp string, p int32, err error) { t.Fatalf("read %s/%d: %v", tp, p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() {
-				states[string(r.Key)] = string(r.Value)
-			}
-			if end, ok := remaining[r.Partition]; ok && r.Offset >= end-1 {
-				delete(remaining, r.Partition)
-			}
-		})
-	}
-	return states
-}
-
+// failDiffStates lists the cards whose states differ.
 func failDiffStates(got, want map[string]string) string {
 	var diffs []string
 	for k, w := range want {
@@ -757,7 +708,7 @@ func TestBrokerRestartMidRun(t *testing.T) {
 
 	failSameFile(t, filepath.Join(results, csvfile.StreamFile), filepath.Join(refDir, csvfile.StreamFile))
 	failSameFile(t, filepath.Join(results, csvfile.RejectedFile), filepath.Join(refDir, csvfile.RejectedFile))
-	got, want := failChangelog(t, brokers, topics.State), failChangelog(t, refBrokers, refTopics.State)
+	got, want := stStates(t, brokers, topics.Input), stStates(t, refBrokers, refTopics.Input)
 	if d := failDiffStates(got, want); d != "" || len(want) == 0 {
 		t.Fatalf("card states differ from the uninterrupted run (%d vs %d cards):\n%s", len(got), len(want), d)
 	}
@@ -876,7 +827,8 @@ func TestStopStorm(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(200+rng.IntN(600))*time.Millisecond)
 		st, err := stream.Consume(ctx, stream.ConsumeConfig{
 			Brokers: brokers, Topics: stream.TopicsFor("storm"), Group: "g-storm", Instance: "s1",
-			ResultsDir: got, MaxBatch: 100 + rng.IntN(400), Log: slog.New(slog.DiscardHandler),
+			ResultsDir: got, MaxBatch: 100 + rng.IntN(400), CheckpointEvery: 50 + rng.IntN(500),
+			Log:  slog.New(slog.DiscardHandler),
 			Done: func(s stream.ConsumeStats) bool { return written+s.Written >= total },
 		})
 		cancel()

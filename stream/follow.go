@@ -10,58 +10,72 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// endOffsets lists, for each given partition of topic, the offset a reader
-// must reach (exclusive) to have read everything written so far; partitions
-// with nothing to read are left out.
-func endOffsets(ctx context.Context, adm *kadm.Client, topic string, partitions []int32) (map[int32]int64, error) {
+// readToEnd reads the given partitions of topic (nil: all) from their start
+// to the end offsets they have now, read_committed, calling fn for each
+// data record in order per partition.
+func readToEnd(ctx context.Context, base []kgo.Opt, topic string, partitions []int32, fn func(*kgo.Record)) error {
+	var from map[int32]int64
+	if partitions != nil {
+		from = make(map[int32]int64, len(partitions))
+		for _, p := range partitions {
+			from[p] = 0
+		}
+	}
+	return readRange(ctx, base, topic, from, false, fn)
+}
+
+// readRange reads partitions of topic (nil: all, from their start) from the
+// given offsets to the end offsets they have now, read_committed, calling
+// fn for each data record in order per partition. A transaction still open
+// at the end is waited for. With strict, a partition whose records from
+// the given offset on were deleted (retention) is an error.
+func readRange(ctx context.Context, base []kgo.Opt, topic string, from map[int32]int64, strict bool, fn func(*kgo.Record)) error {
+	admCl, err := kgo.NewClient(base...)
+	if err != nil {
+		return err
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
-		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+		return fmt.Errorf("list end offsets of %s: %w", topic, err)
 	}
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
-		return nil, fmt.Errorf("list start offsets of %s: %w", topic, err)
+		return fmt.Errorf("list start offsets of %s: %w", topic, err)
 	}
-	want := map[int32]bool{}
-	for _, p := range partitions {
-		want[p] = true
-	}
-	out := map[int32]int64{}
+	consume := map[int32]kgo.Offset{}
+	remaining := map[int32]int64{}
 	var ferr error
 	ends.Each(func(o kadm.ListedOffset) {
 		if o.Err != nil {
 			ferr = fmt.Errorf("end offset of %s/%d: %w", topic, o.Partition, o.Err)
 			return
 		}
-		if partitions != nil && !want[o.Partition] {
+		at, want := from[o.Partition]
+		if from != nil && !want {
 			return
 		}
-		if s, ok := starts.Lookup(topic, o.Partition); ok && s.Offset >= o.Offset {
+		start := int64(0)
+		if s, ok := starts.Lookup(topic, o.Partition); ok {
+			if s.Err != nil {
+				ferr = fmt.Errorf("start offset of %s/%d: %w", topic, o.Partition, s.Err)
+				return
+			}
+			start = s.Offset
+		}
+		if strict && start > at && at < o.Offset {
+			ferr = fmt.Errorf("%s/%d: the records from offset %d on are needed but the partition now starts at %d (deleted by retention?)", topic, o.Partition, at, start)
 			return
 		}
-		if o.Offset > 0 {
-			out[o.Partition] = o.Offset
+		at = max(at, start)
+		if at < o.Offset {
+			consume[o.Partition] = kgo.NewOffset().At(at)
+			remaining[o.Partition] = o.Offset
 		}
 	})
-	return out, ferr
-}
-
-// readToEnd reads the given partitions of topic (nil: all) from their start
-// to the end offsets they have now, read_committed, calling fn for each
-// data record in order per partition.
-func readToEnd(ctx context.Context, base []kgo.Opt, topic string, partitions []int32, fn func(*kgo.Record)) error {
-	admCl, err := kgo.NewClient(base...)
-	if err != nil {
-		return err
-	}
-	defer admCl.Close()
-	ends, err := endOffsets(ctx, kadm.NewClient(admCl), topic, partitions)
-	if err != nil || len(ends) == 0 {
-		return err
-	}
-	consume := map[int32]kgo.Offset{}
-	for p := range ends {
-		consume[p] = kgo.NewOffset().AtStart()
+	if ferr != nil || len(consume) == 0 {
+		return ferr
 	}
 	opts := append(append([]kgo.Opt{}, base...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: consume}),
@@ -73,12 +87,11 @@ func readToEnd(ctx context.Context, base []kgo.Opt, topic string, partitions []i
 		return err
 	}
 	defer cl.Close()
-	for len(ends) > 0 {
+	for len(remaining) > 0 {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var ferr error
 		fs.EachError(func(t string, p int32, err error) {
 			ferr = fmt.Errorf("read %s/%d: %w", t, p, err)
 		})
@@ -86,13 +99,15 @@ func readToEnd(ctx context.Context, base []kgo.Opt, topic string, partitions []i
 			return ferr
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			if r.Attrs.IsControl() {
-				// markers end transactions; they still count as read
-			} else {
+			end, ok := remaining[r.Partition]
+			if !ok || r.Offset >= end {
+				return // beyond the end taken at the start
+			}
+			if !r.Attrs.IsControl() { // markers end transactions; they still count as read
 				fn(r)
 			}
-			if end, ok := ends[r.Partition]; ok && r.Offset >= end-1 {
-				delete(ends, r.Partition)
+			if r.Offset >= end-1 {
+				delete(remaining, r.Partition)
 			}
 		})
 	}

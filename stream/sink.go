@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,10 +54,10 @@ type Sink struct {
 	csvNext map[txpipe.Offset]int64 // key without Next
 	ids     map[string]string       // topic → topic id, as of the last assignment
 	dbNext  map[txpipe.Offset]int64
+	seen    map[txpipe.Offset]int64 // past the last record written or skipped, transaction markers included
 
 	written    atomic.Int64
 	lastRecord atomic.Int64
-	emptyPoll  atomic.Int64 // unix nanos of the last poll, with partitions, that found nothing
 	started    time.Time
 	dbDown     bool
 }
@@ -76,7 +77,7 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{cfg: cfg, log: cfg.Log.With("component", "sink"), csv: csvSink, csvNext: map[txpipe.Offset]int64{}, dbNext: map[txpipe.Offset]int64{}, started: time.Now()}
+	s := &Sink{cfg: cfg, log: cfg.Log.With("component", "sink"), csv: csvSink, csvNext: map[txpipe.Offset]int64{}, dbNext: map[txpipe.Offset]int64{}, seen: map[txpipe.Offset]int64{}, started: time.Now()}
 	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
@@ -85,6 +86,9 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 		kgo.SessionTimeout(6*time.Second),
 		kgo.HeartbeatInterval(time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers tell the sink how far it has read, so
+		// CaughtUp can compare with the partitions' ends.
+		kgo.KeepControlRecords(),
 		kgo.FetchMaxBytes(fetchMaxBytes),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
@@ -139,14 +143,14 @@ func (s *Sink) adjust(ctx context.Context, assigned map[string]map[int32]kgo.Off
 				start = min(start, db.Next)
 			}
 			parts[p] = kgo.NewOffset().At(start)
+			s.seen[tp(topic, p)] = start
 		}
 	}
 	return assigned, nil
 }
 
-// emptyPollWait is how long a sink poll waits for records before it counts
-// as empty: the sink has written everything committed before.
-const emptyPollWait = 500 * time.Millisecond
+// pollWait bounds a sink poll, so the sink notices a stop in time.
+const pollWait = 500 * time.Millisecond
 
 // noAssignmentWait is how long a sink may wait for its first partitions
 // before an empty poll counts anyway (a group with more members than
@@ -188,6 +192,7 @@ func (s *Sink) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]in
 			s.csv.Close(topic, p)
 			delete(s.csvNext, tp(topic, p))
 			delete(s.dbNext, tp(topic, p))
+			delete(s.seen, tp(topic, p))
 		}
 	}
 }
@@ -227,9 +232,40 @@ func (s *Sink) retry(ctx context.Context, what string, fn func(context.Context) 
 // Written is the number of records the sink has written.
 func (s *Sink) Written() int64 { return s.written.Load() }
 
-// EmptyPoll is when the sink, with partitions assigned, last polled and
-// found nothing: it had written everything committed before.
-func (s *Sink) EmptyPoll() time.Time { return time.Unix(0, s.emptyPoll.Load()) }
+// CaughtUp reports whether the sink has written everything committed on
+// its partitions so far: its position in each is at the partition's end.
+// A sink with no partitions yet is caught up only after noAssignmentWait
+// (a group with more members than partitions leaves some with none).
+func (s *Sink) CaughtUp(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	seen := maps.Clone(s.seen)
+	s.mu.Unlock()
+	if len(seen) == 0 {
+		return time.Since(s.started) > noAssignmentWait, nil
+	}
+	adm := kadm.NewClient(s.cl)
+	ends, err := adm.ListEndOffsets(ctx, s.cfg.Topics.Validated, s.cfg.Topics.DLQ)
+	if err != nil {
+		return false, err
+	}
+	starts, err := adm.ListStartOffsets(ctx, s.cfg.Topics.Validated, s.cfg.Topics.DLQ)
+	if err != nil {
+		return false, err
+	}
+	for key, at := range seen {
+		end, ok := ends.Lookup(key.Topic, key.Partition)
+		if !ok || end.Err != nil {
+			return false, fmt.Errorf("end offset of %s/%d: %v", key.Topic, key.Partition, end.Err)
+		}
+		if start, ok := starts.Lookup(key.Topic, key.Partition); ok && start.Err == nil && start.Offset >= end.Offset {
+			continue // empty
+		}
+		if at < end.Offset {
+			return false, nil
+		}
+	}
+	return true, nil
+}
 
 // LastRecord is when the sink last wrote a record.
 func (s *Sink) LastRecord() time.Time { return time.Unix(0, s.lastRecord.Load()) }
@@ -274,7 +310,7 @@ func (b *partBatch) since(next int64) ([]txpipe.Result, []txpipe.Rejected) {
 func (s *Sink) Run(ctx context.Context) error {
 	defer s.csv.CloseAll()
 	for {
-		pctx, cancel := context.WithTimeout(ctx, emptyPollWait)
+		pctx, cancel := context.WithTimeout(ctx, pollWait)
 		fs := s.cl.PollRecords(pctx, s.cfg.MaxBatch)
 		cancel()
 		if fs.IsClientClosed() {
@@ -285,19 +321,22 @@ func (s *Sink) Run(ctx context.Context) error {
 				s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
-		if fs.Empty() {
-			s.mu.Lock()
-			assigned := len(s.csvNext) > 0
-			s.mu.Unlock()
-			if assigned || time.Since(s.started) > noAssignmentWait {
-				s.emptyPoll.Store(time.Now().UnixNano())
-			}
-		} else {
+		if !fs.Empty() {
 			// Writing what was polled must finish even during shutdown.
 			if err := s.write(context.WithoutCancel(ctx), fs); err != nil {
 				s.cl.AllowRebalance()
 				return err
 			}
+			s.mu.Lock()
+			fs.EachPartition(func(p kgo.FetchTopicPartition) {
+				if n := len(p.Records); n > 0 {
+					key := tp(p.Topic, p.Partition)
+					if at, ok := s.seen[key]; ok {
+						s.seen[key] = max(at, p.Records[n-1].Offset+1)
+					}
+				}
+			})
+			s.mu.Unlock()
 		}
 		s.cl.AllowRebalance()
 		if ctx.Err() != nil {
@@ -311,6 +350,9 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 	var order []txpipe.Offset
 	var n int64
 	fs.EachRecord(func(r *kgo.Record) {
+		if r.Attrs.IsControl() {
+			return
+		}
 		key := tp(r.Topic, r.Partition)
 		b := batches[key]
 		if b == nil {
@@ -393,8 +435,10 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 	if dbErr != nil {
 		return dbErr
 	}
-	s.written.Add(n)
-	s.lastRecord.Store(time.Now().UnixNano())
+	if n > 0 {
+		s.written.Add(n)
+		s.lastRecord.Store(time.Now().UnixNano())
+	}
 	return nil
 }
 

@@ -84,7 +84,7 @@ func TestStreamMatchesReference(t *testing.T) {
 func stConsume(ctx context.Context, t *testing.T, brokers []string, topic, instance, results string, idle time.Duration, stop func(stream.ConsumeStats) bool, done chan<- stRun) {
 	st, err := stream.Consume(ctx, stream.ConsumeConfig{
 		Brokers: brokers, Topics: stream.TopicsFor(topic), Group: "g-" + topic, Instance: instance,
-		ResultsDir: results, UntilIdle: idle, MaxBatch: 100, Done: stop,
+		ResultsDir: results, UntilIdle: idle, MaxBatch: 100, CheckpointEvery: 300, Done: stop,
 		Log: slog.Default().With("instance", instance),
 	})
 	done <- stRun{instance, st, err}
@@ -102,25 +102,21 @@ type stRun struct {
 	err      error
 }
 
-// stStates reads a changelog to its end: the last value of each card.
+// stStates rebuilds every card's state from a topic's checkpoints and
+// results, as a validator restores it.
 func stStates(t *testing.T, brokers []string, topic string) map[string]string {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(stream.TopicsFor(topic).State),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	states, err := stream.CardStates(ctx, brokers, stream.TopicsFor(topic))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("card states of %s: %v", topic, err)
 	}
-	defer cl.Close()
-	states := map[string]string{}
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		if fs.Empty() {
-			return states
-		}
-		fs.EachRecord(func(r *kgo.Record) { states[string(r.Key)] = string(r.Value) })
+	out := make(map[string]string, len(states))
+	for id, s := range states {
+		out[strconv.FormatInt(id, 10)] = fmt.Sprintf("pending %s, recent %v", s.Pending, s.Recent)
 	}
+	return out
 }
 
 func stSameFiles(t *testing.T, gotDir, wantDir string, files ...string) {
@@ -493,4 +489,70 @@ func stAudit(t *testing.T, brokers []string, topic, ref string) {
 		}
 	}
 	t.Logf("%d transactions validated, %d in the reference", len(got), len(want))
+}
+
+// TestQuietPartitionsAreCheckpointed stops the input long before a
+// partition has enough results for a checkpoint: the interval still
+// checkpoints every partition, marking the end of its results, so a
+// restore replays nothing.
+func TestQuietPartitionsAreCheckpointed(t *testing.T) {
+	brokers := startBroker(t)
+	data := t.TempDir()
+	if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 40, Cards: 80, Transactions: 2000, Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	topics := stream.TopicsFor("quiet")
+	st := loadAndProduce(t, brokers, topics, data)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := stream.Consume(ctx, stream.ConsumeConfig{
+		Brokers: brokers, Topics: topics, Group: "quiet", Instance: "q1", ResultsDir: t.TempDir(),
+		CheckpointEvery: 1 << 30, CheckpointInterval: 700 * time.Millisecond, UntilIdle: 4 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last checkpoint marker of each partition names the end of its
+	// results.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics.State, topics.Validated),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	marker := map[int32]string{}
+	lastResult := map[int32]int64{}
+	results := 0
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+		fs := cl.PollFetches(pctx)
+		pcancel()
+		if fs.Empty() {
+			break
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			switch {
+			case r.Topic == topics.Validated:
+				lastResult[r.Partition] = r.Offset
+				results++
+			case string(r.Key) == "checkpoint":
+				marker[r.Partition] = string(r.Value)
+			}
+		})
+	}
+	if int64(results) != st.Records || len(lastResult) == 0 {
+		t.Fatalf("%d results on %d partitions, want %d", results, len(lastResult), st.Records)
+	}
+	for p, off := range lastResult {
+		if want := fmt.Sprintf(`{"validated_next":%d}`, off+1); marker[p] != want {
+			t.Errorf("partition %d: last checkpoint %q, want %s", p, marker[p], want)
+		}
+	}
+	states, err := stream.CardStates(ctx, brokers, topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(states) == 0 {
+		t.Fatal("no card state restored")
+	}
 }

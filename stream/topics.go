@@ -15,8 +15,8 @@ import (
 )
 
 // EmbeddedClusterID is the cluster id of txpipe's embedded broker. On it the
-// card-state changelog is not compacted (the embedded broker may compact
-// past an open transaction, which real Kafka never does).
+// card-state topic is not compacted (the embedded broker may compact past
+// an open transaction, which real Kafka never does).
 const EmbeddedClusterID = "txpipe-embedded"
 
 // Topics names every topic of the speed layer.
@@ -24,7 +24,7 @@ type Topics struct {
 	Input     string // transactions, keyed by card id
 	Validated string // judged transactions, same partition as their input
 	DLQ       string // rows that could not be judged
-	State     string // card-state changelog, same partition as the card's input
+	State     string // checkpoints of the card states, same partition as the card's input (compacted)
 	Cards     string // master data: cards with their limits (compacted)
 	Customers string // master data: customers with their addresses (compacted)
 }

@@ -30,10 +30,19 @@ const (
 const EventPayment = "PAYMENT_EVENT"
 
 // DefaultMaxBatch is how many records the validator judges per Kafka
-// transaction at most. Larger transactions cost fewer commits and fewer
-// card-state records (a card touched twice in one is written once); at
-// 10,000 a transaction stays well under a tenth of a second.
+// transaction at most. Larger transactions cost fewer commits; at 10,000 a
+// transaction stays well under a tenth of a second.
 const DefaultMaxBatch = 10000
+
+// DefaultCheckpointEvery is how many results of a partition the validator
+// judges between two checkpoints of the partition's card states. A restore
+// replays at most about this many validated records per partition.
+const DefaultCheckpointEvery = 50000
+
+// DefaultCheckpointInterval is the longest a partition with changed cards
+// goes without a checkpoint, so a quiet partition's replay never reaches
+// back further than this (and than the validated topic's retention).
+const DefaultCheckpointInterval = 5 * time.Minute
 
 // ValidatorConfig configures a Validator.
 type ValidatorConfig struct {
@@ -42,13 +51,19 @@ type ValidatorConfig struct {
 	Group    string
 	Instance string // stable per process: static group membership and transactional id
 	MaxBatch int    // records per Kafka transaction (default DefaultMaxBatch)
-	Log      *slog.Logger
+	// CheckpointEvery and CheckpointInterval say when a partition's card
+	// states are checkpointed (defaults DefaultCheckpointEvery and
+	// DefaultCheckpointInterval).
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
+	Log                *slog.Logger
 	// ClientOpts are added to every Kafka client (tests, TLS, SASL).
 	ClientOpts []kgo.Opt
 }
 
 // Validator judges the input topic exactly once: for each polled batch it
-// produces the results, the touched cards' states and the consumed offsets
+// produces the results (each with its card's new pending balance), now and
+// then a checkpoint of a partition's card states, and the consumed offsets
 // in one Kafka transaction.
 type Validator struct {
 	cfg  ValidatorConfig
@@ -58,8 +73,8 @@ type Validator struct {
 
 	mu       sync.Mutex
 	ledger   *txpipe.Ledger
-	cardPart map[int64]int32 // which input partition a card's state belongs to
-	owned    map[int32]bool
+	cardPart map[int64]int32     // which input partition a card's state belongs to
+	owned    map[int32]*partCkpt // the partitions this process judges
 
 	processed, rejected atomic.Int64
 	lastRecord          atomic.Int64 // unix nanos of the last batch
@@ -81,6 +96,12 @@ func NewValidator(ctx context.Context, cfg ValidatorConfig) (*Validator, error) 
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = DefaultCheckpointInterval
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -89,7 +110,7 @@ func NewValidator(ctx context.Context, cfg ValidatorConfig) (*Validator, error) 
 		log:      cfg.Log.With("component", "validator"),
 		ledger:   txpipe.NewLedger(nil),
 		cardPart: map[int64]int32{},
-		owned:    map[int32]bool{},
+		owned:    map[int32]*partCkpt{},
 		workers:  runtime.GOMAXPROCS(0),
 	}
 	v.base = append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)
@@ -157,10 +178,20 @@ func (v *Validator) applyMaster(r *kgo.Record) {
 	}
 }
 
-// assigned restores the cards of newly assigned partitions from the
-// changelog before any of their records is processed. It first fences any
-// previous owner of this transactional id, so its open transaction is
-// aborted and the changelog's end is final.
+// partCkpt is what an owned partition has changed since its last
+// committed checkpoint.
+type partCkpt struct {
+	changed map[int64]struct{} // cards
+	since   int                // results
+	last    time.Time          // when the last checkpoint committed, or the partition came
+	next    int64              // validated offset after the last committed result
+}
+
+// assigned restores the cards of newly assigned partitions (their last
+// checkpoint, then the validated records after it) before any of their
+// records is processed. It first fences any previous owner of this
+// transactional id, so its open transaction is aborted and the topics'
+// ends are final.
 func (v *Validator) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	parts := assigned[v.cfg.Topics.Input]
 	if len(parts) == 0 {
@@ -170,22 +201,7 @@ func (v *Validator) assigned(ctx context.Context, cl *kgo.Client, assigned map[s
 		v.log.Error("init producer id before restore", "err", err)
 	}
 	start := time.Now()
-	restored := map[int64]txpipe.CardState{}
-	restoredPart := map[int64]int32{}
-	err := readToEnd(ctx, v.base, v.cfg.Topics.State, parts, func(r *kgo.Record) {
-		id, err := strconv.ParseInt(string(r.Key), 10, 64)
-		if err != nil {
-			v.log.Warn("skip bad changelog key", "partition", r.Partition, "offset", r.Offset, "key", string(r.Key))
-			return
-		}
-		s, err := DecodeState(r.Value)
-		if err != nil {
-			v.log.Warn("skip bad changelog value", "partition", r.Partition, "offset", r.Offset, "err", err)
-			return
-		}
-		restored[id] = s
-		restoredPart[id] = r.Partition
-	})
+	r, err := restoreCards(ctx, v.base, v.cfg.Topics, parts)
 	if err != nil {
 		// Without its state a partition must not be judged: leave the
 		// group's session to fail and retry on the next assignment.
@@ -195,8 +211,10 @@ func (v *Validator) assigned(ctx context.Context, cl *kgo.Client, assigned map[s
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	replayed := 0
 	for _, p := range parts {
-		v.owned[p] = true
+		v.owned[p] = &partCkpt{changed: r.changed[p], since: r.since[p], last: time.Now(), next: r.next[p]}
+		replayed += r.since[p]
 	}
 	for id, p := range v.cardPart {
 		if containsPart(parts, p) {
@@ -204,11 +222,11 @@ func (v *Validator) assigned(ctx context.Context, cl *kgo.Client, assigned map[s
 			delete(v.cardPart, id)
 		}
 	}
-	for id, s := range restored {
-		v.ledger.Restore(id, s)
-		v.cardPart[id] = restoredPart[id]
+	for id, s := range r.states {
+		v.ledger.Restore(id, *s)
+		v.cardPart[id] = r.part[id]
 	}
-	v.log.Info("partitions assigned", "partitions", parts, "cards_restored", len(restored), "took", time.Since(start).Round(time.Millisecond))
+	v.log.Info("partitions assigned", "partitions", parts, "cards_restored", len(r.states), "results_replayed", replayed, "took", time.Since(start).Round(time.Millisecond))
 }
 
 func containsPart(ps []int32, p int32) bool {
@@ -251,16 +269,26 @@ func (v *Validator) Run(ctx context.Context) error {
 	undo := map[int64]undoState{}
 	var workers []*batchWorker // reused from batch to batch
 	for {
-		fs := v.sess.PollRecords(ctx, v.cfg.MaxBatch)
+		// A poll waits at most a checkpoint interval: a quiet partition
+		// still gets its checkpoint in time.
+		pctx, cancelPoll := context.WithTimeout(ctx, v.cfg.CheckpointInterval)
+		fs := v.sess.PollRecords(pctx, v.cfg.MaxBatch)
+		cancelPoll()
 		if err := v.fatal.Load(); err != nil {
 			return *err
 		}
 		if fs.IsClientClosed() || (ctx.Err() != nil && fs.Empty()) {
 			return nil
 		}
+		if fs.Empty() && pctx.Err() != nil {
+			if err := v.idleCheckpoint(); err != nil {
+				return err
+			}
+			continue
+		}
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				ferr = fmt.Errorf("fetch %s/%d: %w", t, p, err)
 			}
 		})
@@ -274,9 +302,17 @@ func (v *Validator) Run(ctx context.Context) error {
 			return fmt.Errorf("begin transaction: %w", err)
 		}
 		var produceErr atomic.Pointer[error]
-		promise := func(_ *kgo.Record, err error) {
+		var nextMu sync.Mutex
+		validatedNext := map[int32]int64{} // after this batch's results, per partition
+		promise := func(r *kgo.Record, err error) {
 			if err != nil {
 				produceErr.CompareAndSwap(nil, &err)
+				return
+			}
+			if r.Topic == v.cfg.Topics.Validated {
+				nextMu.Lock()
+				validatedNext[r.Partition] = max(validatedNext[r.Partition], r.Offset+1)
+				nextMu.Unlock()
 			}
 		}
 		clear(undo)
@@ -322,6 +358,16 @@ func (v *Validator) Run(ctx context.Context) error {
 			nProcessed += w.processed
 			nRejected += w.rejected
 			maps.Copy(v.cardPart, w.cardPart)
+			for id, p := range w.cardPart {
+				if c := v.owned[p]; c != nil {
+					c.changed[id] = struct{}{}
+				}
+			}
+			for p, n := range w.results {
+				if c := v.owned[p]; c != nil {
+					c.since += n
+				}
+			}
 			for id, u := range w.undo {
 				undo[id] = u
 			}
@@ -339,6 +385,10 @@ func (v *Validator) Run(ctx context.Context) error {
 			err = fmt.Errorf("flush transaction: %w", err)
 			produceErr.CompareAndSwap(nil, &err)
 		}
+		var checkpointed []int32
+		if produceErr.Load() == nil {
+			checkpointed = v.checkpoint(endCtx, validatedNext, promise)
+		}
 		if perr := produceErr.Load(); perr != nil {
 			v.log.Warn("produce failed, aborting the batch", "err", *perr)
 			commit = kgo.TryAbort
@@ -351,7 +401,7 @@ func (v *Validator) Run(ctx context.Context) error {
 		if !committed {
 			v.mu.Lock()
 			for id, u := range undo {
-				if p, ok := v.cardPart[id]; !ok || !v.owned[p] {
+				if p, ok := v.cardPart[id]; !ok || v.owned[p] == nil {
 					v.ledger.Forget(id)
 					delete(v.cardPart, id)
 				} else if u.had {
@@ -367,6 +417,19 @@ func (v *Validator) Run(ctx context.Context) error {
 			return fmt.Errorf("end transaction: %w", err)
 		}
 		if committed {
+			v.mu.Lock()
+			for _, p := range checkpointed {
+				if c := v.owned[p]; c != nil {
+					clear(c.changed)
+					c.since, c.last = 0, time.Now()
+				}
+			}
+			for p, next := range validatedNext {
+				if c := v.owned[p]; c != nil {
+					c.next = next
+				}
+			}
+			v.mu.Unlock()
 			v.processed.Add(nProcessed)
 			v.rejected.Add(nRejected)
 			v.lastRecord.Store(time.Now().UnixNano())
@@ -384,18 +447,20 @@ type batchWorker struct {
 	parts               [][]*kgo.Record
 	undo                map[int64]undoState
 	cardPart            map[int64]int32 // cards judged, and their partition
+	results             map[int32]int   // results per partition
 	slab                []byte
 	processed, rejected int64
 }
 
 func newBatchWorker() *batchWorker {
-	return &batchWorker{undo: map[int64]undoState{}, cardPart: map[int64]int32{}}
+	return &batchWorker{undo: map[int64]undoState{}, cardPart: map[int64]int32{}, results: map[int32]int{}}
 }
 
 func (w *batchWorker) reset() {
 	w.parts = w.parts[:0]
 	clear(w.undo)
 	clear(w.cardPart)
+	clear(w.results)
 	w.processed, w.rejected = 0, 0
 }
 
@@ -424,6 +489,7 @@ func (v *Validator) runWorker(ctx context.Context, w *batchWorker, promise func(
 				rec.Topic = v.cfg.Topics.DLQ
 			} else {
 				w.processed++
+				w.results[r.Partition]++
 				slab = EncodeResult(slab, res)
 				rec.Topic = v.cfg.Topics.Validated
 			}
@@ -431,24 +497,97 @@ func (v *Validator) runWorker(ctx context.Context, w *batchWorker, promise func(
 			v.sess.Produce(ctx, rec, promise)
 		}
 	}
-	states := make([]kgo.Record, len(w.cardPart))
-	var s txpipe.CardState
-	for id, p := range w.cardPart {
-		v.ledger.StateInto(id, &s)
-		start := len(slab)
-		slab = strconv.AppendInt(slab, id, 10)
-		mid := len(slab)
-		slab = EncodeState(slab, s)
-		rec := &states[0]
-		states = states[1:]
-		*rec = kgo.Record{
-			Topic:     v.cfg.Topics.State,
-			Partition: p,
-			Key:       slab[start:mid:mid],
-			Value:     slab[mid:len(slab):len(slab)],
+}
+
+// idleCheckpoint checkpoints, in a transaction of their own, the partitions
+// due for one while no record comes.
+func (v *Validator) idleCheckpoint() error {
+	next := map[int32]int64{}
+	v.mu.Lock()
+	for p, c := range v.owned {
+		if len(c.changed) > 0 && time.Since(c.last) >= v.cfg.CheckpointInterval {
+			next[p] = c.next
 		}
-		v.sess.Produce(ctx, rec, promise)
 	}
+	v.mu.Unlock()
+	if len(next) == 0 {
+		return nil
+	}
+	if err := v.sess.Begin(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	var produceErr atomic.Pointer[error]
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			produceErr.CompareAndSwap(nil, &err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := v.checkpoint(ctx, next, promise)
+	commit := kgo.TryCommit
+	if produceErr.Load() != nil {
+		commit = kgo.TryAbort
+	}
+	committed, err := v.sess.End(ctx, commit)
+	if err != nil {
+		return fmt.Errorf("end checkpoint transaction: %w", err)
+	}
+	if committed {
+		v.mu.Lock()
+		for _, p := range done {
+			if c := v.owned[p]; c != nil {
+				clear(c.changed)
+				c.since, c.last = 0, time.Now()
+			}
+		}
+		v.mu.Unlock()
+		v.log.Debug("checkpointed quiet partitions", "partitions", done)
+	}
+	return nil
+}
+
+// checkpoint writes, for each partition of this batch that is due, the
+// state of every card changed since its last checkpoint and then the
+// marker, in the batch's transaction, and waits for them. It returns the
+// partitions checkpointed; they count as such once the transaction
+// commits.
+func (v *Validator) checkpoint(ctx context.Context, validatedNext map[int32]int64, promise func(*kgo.Record, error)) []int32 {
+	v.mu.Lock()
+	var due []int32
+	var slab []byte
+	var recs []*kgo.Record
+	var s txpipe.CardState
+	for p, next := range validatedNext {
+		c := v.owned[p]
+		if c == nil || len(c.changed) == 0 || (c.since < v.cfg.CheckpointEvery && time.Since(c.last) < v.cfg.CheckpointInterval) {
+			continue
+		}
+		due = append(due, p)
+		for id := range c.changed {
+			v.ledger.StateInto(id, &s)
+			start := len(slab)
+			slab = strconv.AppendInt(slab, id, 10)
+			mid := len(slab)
+			slab = EncodeState(slab, s)
+			recs = append(recs, &kgo.Record{Topic: v.cfg.Topics.State, Partition: p, Key: slab[start:mid:mid], Value: slab[mid:len(slab):len(slab)]})
+		}
+		start := len(slab)
+		slab = encodeCheckpoint(slab, next)
+		recs = append(recs, &kgo.Record{Topic: v.cfg.Topics.State, Partition: p, Key: []byte(checkpointKey), Value: slab[start:len(slab):len(slab)]})
+	}
+	v.mu.Unlock()
+	if len(recs) == 0 {
+		return nil
+	}
+	for _, r := range recs {
+		v.sess.Produce(ctx, r, promise)
+	}
+	if err := v.sess.Client().Flush(ctx); err != nil {
+		err = fmt.Errorf("flush checkpoint: %w", err)
+		promise(nil, err)
+	}
+	return due
 }
 
 type undoState struct {

@@ -14,10 +14,11 @@ import (
 
 func newConsume() *cobra.Command {
 	var (
-		untilIdle   time.Duration
-		instance    string
-		maxBatch    int
-		memLimitMiB int64
+		untilIdle       time.Duration
+		instance        string
+		maxBatch        int
+		checkpointEvery int
+		memLimitMiB     int64
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -61,6 +62,7 @@ commits what is in flight and rewrites the CSV files in event order.`,
 			cc := stream.ConsumeConfig{
 				Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Group: cfg.KafkaGroupID,
 				Instance: instance, ResultsDir: cfg.Results, UntilIdle: untilIdle, MaxBatch: maxBatch,
+				CheckpointEvery: checkpointEvery,
 			}
 			if cfg.HasDB() {
 				// Connected on first use: judging never waits for MySQL.
@@ -78,6 +80,7 @@ commits what is in flight and rewrites the CSV files in event order.`,
 	f.DurationVar(&untilIdle, "until-idle", 0, "exit after this long without records (default CONSUMER_TIMEOUT_MS; 0: run until stopped)")
 	f.StringVar(&instance, "instance", "", "stable member id of this process (default: host name and a free slot)")
 	f.IntVar(&maxBatch, "batch", stream.DefaultMaxBatch, "records per Kafka transaction")
+	f.IntVar(&checkpointEvery, "checkpoint-every", stream.DefaultCheckpointEvery, "results per partition between two checkpoints of its card states (a restart replays at most about this many)")
 	f.Int64Var(&memLimitMiB, "memory-limit", 192, "soft memory limit in MiB for the garbage collector (0: none; GOMEMLIMIT wins)")
 	return cmd
 }

@@ -53,7 +53,7 @@ func TestEverydayFlowWithMySQL(t *testing.T) {
 	if out := runCLI(t, "produce", "--from-db"); !strings.Contains(out, "produced 400 records") {
 		t.Fatalf("produce: %s", out)
 	}
-	if out := runCLI(t, "consume", "--instance", "flow-1", "--memory-limit", "0"); !strings.Contains(out, "400 judged") {
+	if out := runCLI(t, "consume", "--instance", "flow-1", "--memory-limit", "0"); !strings.Contains(out, "400 judged, 0 rejected, 400 written") {
 		t.Fatalf("consume: %s", out)
 	}
 	if out := runCLI(t, "batch"); !strings.Contains(out, "400 rows") {
