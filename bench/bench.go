@@ -62,7 +62,9 @@ type Options struct {
 	Transactions int // transactions to generate (the rows of every stage)
 	Cards        int // cards they are spread over; customers ≈ cards / 1.6
 	// Brokers is the Kafka cluster; nil starts an embedded broker on a
-	// free loopback port for the run.
+	// free loopback port for the run: a `txpipe dev` child process when
+	// Binary is set (the stages then share no heap with the broker), else
+	// in this process.
 	Brokers []string
 	// MySQL is the server (DBName is ignored: the run creates and drops
 	// databases of its own); nil skips the sink and batch stages.
@@ -73,7 +75,7 @@ type Options struct {
 	// Profile, when set, is a directory where CPU profiles of the
 	// in-process txpipe side of each stage are written (produce.pprof,
 	// validate.pprof, sink.pprof, batch.pprof). They cover the whole
-	// process: with the embedded broker, the broker too.
+	// process: with an in-process embedded broker, the broker too.
 	Profile string
 	Out     io.Writer    // the table and the summary line (nil: discarded)
 	Log     *slog.Logger // progress and the pipeline's own logs (nil: discarded)
@@ -200,7 +202,15 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	defer os.RemoveAll(b.tmp)
 
 	b.brokers = o.Brokers
-	if len(b.brokers) == 0 {
+	if len(b.brokers) == 0 && o.Binary != "" {
+		addr, stop, err := b.startBrokerChild(ctx)
+		if err != nil {
+			return rep, fmt.Errorf("bench: embedded broker: %w", err)
+		}
+		defer stop()
+		b.brokers = []string{addr}
+		b.log.Info("bench: embedded broker started in a child process", "addr", addr)
+	} else if len(b.brokers) == 0 {
 		br, err := embedded.Start(0, "")
 		if err != nil {
 			return rep, fmt.Errorf("bench: %w", err)

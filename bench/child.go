@@ -165,3 +165,59 @@ func (b *bencher) batchChild(ctx context.Context, rep *Report) error {
 	rep.BatchRSSMiB, rep.Batch.RSSMiB = rss, rss
 	return nil
 }
+
+// startBrokerChild runs the embedded broker as a child process (`txpipe
+// dev`, in memory, on a free loopback port), as users run it: the stages
+// then never share a heap, or a garbage collector, with the broker. It
+// returns the broker's address and a function that stops it.
+func (b *bencher) startBrokerChild(ctx context.Context) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	environ, err := b.childEnv(nil)
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(b.o.Binary, "dev", "--port", strconv.Itoa(port), "--data-dir", "")
+	cmd.Dir = b.tmp
+	cmd.Env = environ
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("txpipe dev: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+		select {
+		case err := <-done:
+			return "", nil, fmt.Errorf("txpipe dev exited: %v\n%s", err, tail(stderr.String(), 2000))
+		case <-ctx.Done():
+			stop()
+			return "", nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("txpipe dev did not listen on %s in 20 s\n%s", addr, tail(stderr.String(), 2000))
+		}
+	}
+}

@@ -158,14 +158,24 @@ func Produce(ctx context.Context, cfg ProducerConfig, rows func(yield func(Row) 
 	start := time.Now()
 	lastDraw := time.Time{}
 	var n int64
-	var slab []byte          // record values are cut from 1 MiB slabs
-	var recSlab []kgo.Record // and the records from slabs of 1024
+	var slab []byte                // record keys, values and headers are cut from 1 MiB slabs
+	var recSlab []kgo.Record       // the records from slabs of 1024
+	var hdrSlab []kgo.RecordHeader // and their headers from slabs of 3 × 1024
+	eventType := []byte(EventPayment)
 	headers := func(r Row) []kgo.RecordHeader {
-		return []kgo.RecordHeader{
-			{Key: HeaderEventType, Value: []byte(EventPayment)},
-			{Key: HeaderSeq, Value: strconv.AppendInt(nil, r.Seq, 10)},
-			{Key: HeaderSource, Value: []byte(r.Source)},
+		if len(hdrSlab) < 3 {
+			hdrSlab = make([]kgo.RecordHeader, 3*1024)
 		}
+		h := hdrSlab[:3:3]
+		hdrSlab = hdrSlab[3:]
+		at := len(slab)
+		slab = strconv.AppendInt(slab, r.Seq, 10)
+		mid := len(slab)
+		slab = append(slab, r.Source...)
+		h[0] = kgo.RecordHeader{Key: HeaderEventType, Value: eventType}
+		h[1] = kgo.RecordHeader{Key: HeaderSeq, Value: slab[at:mid:mid]}
+		h[2] = kgo.RecordHeader{Key: HeaderSource, Value: slab[mid:len(slab):len(slab)]}
+		return h
 	}
 	err = rows(func(r Row) error {
 		if err := failed.Load(); err != nil {
@@ -190,12 +200,13 @@ func Produce(ctx context.Context, cfg ProducerConfig, rows func(yield func(Row) 
 		}
 		rec := &recSlab[0]
 		recSlab = recSlab[1:]
-		if cap(slab)-len(slab) < 4096 {
-			slab = make([]byte, 0, 1<<20)
+		if cap(slab)-len(slab) < 4096+len(r.Source) {
+			slab = make([]byte, 0, max(1<<20, 8192+len(r.Source)))
 		}
+		hs := headers(r)
 		at := len(slab)
 		slab = append(slab, r.Raw.CardID...)
-		*rec = kgo.Record{Key: slab[at:len(slab):len(slab)], Headers: headers(r)}
+		*rec = kgo.Record{Key: slab[at:len(slab):len(slab)], Headers: hs}
 		at = len(slab)
 		if r.FieldsOK {
 			slab = EncodeTransaction(slab, r.Raw)
