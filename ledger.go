@@ -154,7 +154,34 @@ func (l *Ledger) HasState(cardID int64) bool {
 	return e != nil && e.hasState
 }
 
-// Restore sets a card's state, as read back from the changelog.
+// Snapshot is a card's state as it was, to roll back to (see Rollback).
+type Snapshot struct {
+	hasState bool
+	pending  Money
+	recent   [RecentIDs]int64
+	n, head  int
+}
+
+// HasState reports whether the card had a state of its own then.
+func (s Snapshot) HasState() bool { return s.hasState }
+
+// Snapshot returns a card's current state, without allocating; ok is false
+// for a card the ledger does not know.
+func (l *Ledger) Snapshot(cardID int64) (s Snapshot, ok bool) {
+	e := l.cards[cardID]
+	if e == nil {
+		return s, false
+	}
+	return Snapshot{hasState: e.hasState, pending: e.pending, recent: e.recent, n: e.n, head: e.head}, true
+}
+
+// Rollback puts a card back in the state of a snapshot.
+func (l *Ledger) Rollback(cardID int64, s Snapshot) {
+	e := l.entry(cardID)
+	e.hasState, e.pending, e.recent, e.n, e.head = s.hasState, s.pending, s.recent, s.n, s.head
+}
+
+// Restore sets a card's state, as read back from its checkpoint.
 func (l *Ledger) Restore(cardID int64, s CardState) { l.entry(cardID).restore(s) }
 
 // Forget drops a card's state (its partition went to another process).

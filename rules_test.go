@@ -335,7 +335,7 @@ func TestLedgerStateAndDuplicates(t *testing.T) {
 	if s.Pending != 500+100*(RecentIDs+2) || len(s.Recent) != RecentIDs || s.Recent[0] != 3 || s.Recent[RecentIDs-1] != RecentIDs+2 {
 		t.Fatalf("state %+v", s)
 	}
-	// Restore and Forget: what the changelog gives back, and a revoke.
+	// Restore and Forget: what a checkpoint gives back, and a revoke.
 	l2 := NewLedger(m)
 	l2.Restore(7, s)
 	if got, _ := l2.State(7); got.Pending != s.Pending || !slices.Equal(got.Recent, s.Recent) {
@@ -344,6 +344,27 @@ func TestLedgerStateAndDuplicates(t *testing.T) {
 	l2.Forget(7)
 	if got, _ := l2.State(7); got.Pending != 500 || len(got.Recent) != 0 {
 		t.Fatalf("after Forget %+v", got)
+	}
+	// Snapshot and Rollback: an aborted batch puts its cards back.
+	snap, ok := l.Snapshot(7)
+	if !ok || !snap.HasState() {
+		t.Fatalf("snapshot of a judged card: %v %v", ok, snap.HasState())
+	}
+	for id := int64(100); id < 105; id++ {
+		l.JudgeParsed(tx(id))
+	}
+	l.Rollback(7, snap)
+	if got, _ := l.State(7); got.Pending != s.Pending || !slices.Equal(got.Recent, s.Recent) {
+		t.Fatalf("after Rollback %+v, want %+v", got, s)
+	}
+	fresh, _ := l2.Snapshot(7) // l2's card 7 was forgotten: no state of its own
+	l2.JudgeParsed(tx(1))
+	l2.Rollback(7, fresh)
+	if got, _ := l2.State(7); l2.HasState(7) || got.Pending != 500 || len(got.Recent) != 0 {
+		t.Fatalf("rollback to no state: %+v (has state %v)", got, l2.HasState(7))
+	}
+	if _, ok := l.Snapshot(8); ok {
+		t.Fatal("an unknown card has no snapshot")
 	}
 	// A limit change keeps the pending balance.
 	c := m.Cards[0]

@@ -266,7 +266,7 @@ func (v *Validator) Stats() Stats {
 // flight and returns. A returned error is fatal for this process; its
 // uncommitted work is aborted and redone by whoever takes its partitions.
 func (v *Validator) Run(ctx context.Context) error {
-	undo := map[int64]undoState{}
+	undo := map[int64]txpipe.Snapshot{}
 	var workers []*batchWorker // reused from batch to batch
 	for {
 		// A poll waits at most a checkpoint interval: a quiet partition
@@ -404,11 +404,11 @@ func (v *Validator) Run(ctx context.Context) error {
 				if p, ok := v.cardPart[id]; !ok || v.owned[p] == nil {
 					v.ledger.Forget(id)
 					delete(v.cardPart, id)
-				} else if u.had {
-					v.ledger.Restore(id, u.state)
 				} else {
-					v.ledger.Forget(id)
-					delete(v.cardPart, id)
+					v.ledger.Rollback(id, u)
+					if !u.HasState() {
+						delete(v.cardPart, id)
+					}
 				}
 			}
 			v.mu.Unlock()
@@ -445,15 +445,15 @@ var errFatal = errors.New("fatal")
 // batchWorker judges some partitions of a polled batch.
 type batchWorker struct {
 	parts               [][]*kgo.Record
-	undo                map[int64]undoState
-	cardPart            map[int64]int32 // cards judged, and their partition
-	results             map[int32]int   // results per partition
+	undo                map[int64]txpipe.Snapshot // the cards judged, as they were before the batch
+	cardPart            map[int64]int32           // cards judged, and their partition
+	results             map[int32]int             // results per partition
 	slab                []byte
 	processed, rejected int64
 }
 
 func newBatchWorker() *batchWorker {
-	return &batchWorker{undo: map[int64]undoState{}, cardPart: map[int64]int32{}, results: map[int32]int{}}
+	return &batchWorker{undo: map[int64]txpipe.Snapshot{}, cardPart: map[int64]int32{}, results: map[int32]int{}}
 }
 
 func (w *batchWorker) reset() {
@@ -590,30 +590,19 @@ func (v *Validator) checkpoint(ctx context.Context, validatedNext map[int32]int6
 	return due
 }
 
-type undoState struct {
-	state txpipe.CardState
-	had   bool
-}
-
 // judge decides one input record, remembering the card's state before the
 // batch touched it so an abort can roll it back.
 func (v *Validator) judge(r *kgo.Record, w *batchWorker) (txpipe.Result, *txpipe.Rejected) {
-	// The producer's source (file:line) names the row the same way a load
-	// of the file does; without it, the record's topic/partition/offset.
-	source := header(r, HeaderSource)
-	if source == "" {
-		source = fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
-	}
 	raw, err := decodeTransaction(r.Value, true)
 	if err != nil {
-		return txpipe.Result{}, &txpipe.Rejected{Raw: txpipe.RawTransaction{Merchant: truncate(string(r.Value), 200)}, Reason: txpipe.RejectBadJSON, Detail: err.Error(), Source: source, Seq: seqOf(r)}
+		return txpipe.Result{}, &txpipe.Rejected{Raw: txpipe.RawTransaction{Merchant: truncate(string(r.Value), 200)}, Reason: txpipe.RejectBadJSON, Detail: err.Error(), Source: sourceOf(r), Seq: seqOf(r)}
 	}
 	tx, reason, detail := txpipe.ParseTransaction(raw)
 	if reason == "" {
 		tx.Seq = seqOf(r)
 		if _, seen := w.undo[tx.CardID]; !seen {
-			if s, ok := v.ledger.State(tx.CardID); ok {
-				w.undo[tx.CardID] = undoState{state: s, had: v.ledger.HasState(tx.CardID)}
+			if s, ok := v.ledger.Snapshot(tx.CardID); ok {
+				w.undo[tx.CardID] = s
 			}
 		}
 		var res txpipe.Result
@@ -623,7 +612,17 @@ func (v *Validator) judge(r *kgo.Record, w *batchWorker) (txpipe.Result, *txpipe
 			return res, nil
 		}
 	}
-	return txpipe.Result{}, &txpipe.Rejected{Raw: raw, Reason: reason, Detail: detail, Source: source, Seq: seqOf(r)}
+	return txpipe.Result{}, &txpipe.Rejected{Raw: raw, Reason: reason, Detail: detail, Source: sourceOf(r), Seq: seqOf(r)}
+}
+
+// sourceOf names where a record's row came from: the producer's source
+// (file:line, as a load of the file names it), else the record's
+// topic/partition/offset.
+func sourceOf(r *kgo.Record) string {
+	if s := header(r, HeaderSource); s != "" {
+		return s
+	}
+	return fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
 }
 
 func truncate(s string, n int) string {
@@ -645,12 +644,30 @@ func header(r *kgo.Record, key string) string {
 // seqOf is the record's input order: the producer's seq header, else its
 // offset.
 func seqOf(r *kgo.Record) int64 {
-	if s := header(r, HeaderSeq); s != "" {
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return n
+	for _, h := range r.Headers {
+		if h.Key == HeaderSeq {
+			if n, ok := parseSeq(h.Value); ok {
+				return n
+			}
+			break
 		}
 	}
 	return r.Offset
+}
+
+// parseSeq reads a non-negative decimal without allocating.
+func parseSeq(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // paymentHeaders are the headers of every output record; shared, never
