@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -23,6 +24,9 @@ func readToEnd(ctx context.Context, base []kgo.Opt, topic string, partitions []i
 	}
 	return readRange(ctx, base, topic, from, false, fn)
 }
+
+// errRecordsDeleted means records a reader needs are gone (retention).
+var errRecordsDeleted = errors.New("records deleted")
 
 // readRange reads partitions of topic (nil: all, from their start) from the
 // given offsets to the end offsets they have now, read_committed, calling
@@ -65,7 +69,7 @@ func readRange(ctx context.Context, base []kgo.Opt, topic string, from map[int32
 			start = s.Offset
 		}
 		if strict && start > at && at < o.Offset {
-			ferr = fmt.Errorf("%s/%d: the records from offset %d on are needed but the partition now starts at %d (deleted by retention?)", topic, o.Partition, at, start)
+			ferr = fmt.Errorf("%w: %s/%d: the records from offset %d on are needed but the partition now starts at %d (raise the topic's retention)", errRecordsDeleted, topic, o.Partition, at, start)
 			return
 		}
 		at = max(at, start)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/txpipe/txpipe"
@@ -554,5 +555,43 @@ func TestQuietPartitionsAreCheckpointed(t *testing.T) {
 	}
 	if len(states) == 0 {
 		t.Fatal("no card state restored")
+	}
+}
+
+// TestRestoreRefusesDeletedResults deletes results a restore needs (as a
+// too short retention would): the consumer stops with an error rather
+// than judge from a wrong balance.
+func TestRestoreRefusesDeletedResults(t *testing.T) {
+	brokers := startBroker(t)
+	data := t.TempDir()
+	if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 20, Cards: 30, Transactions: 300, Seed: 9}); err != nil {
+		t.Fatal(err)
+	}
+	topics := stream.TopicsFor("short")
+	loadAndProduce(t, brokers, topics, data)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := stream.ConsumeConfig{
+		Brokers: brokers, Topics: topics, Group: "short", Instance: "s1", ResultsDir: t.TempDir(),
+		CheckpointEvery: 1 << 30, CheckpointInterval: time.Hour, UntilIdle: 2 * time.Second,
+	}
+	if _, err := stream.Consume(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	del := kadm.Offsets{}
+	del.Add(kadm.Offset{Topic: topics.Validated, Partition: 0, At: 3})
+	if _, err := kadm.NewClient(cl).DeleteRecords(ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	// A new member of the group must restore partition 0 from its start.
+	cfg.Instance = "s2"
+	_, err = stream.Consume(ctx, cfg)
+	if err == nil || !strings.Contains(err.Error(), "records deleted") {
+		t.Fatalf("consume after the results were deleted: %v, want a records-deleted error", err)
 	}
 }

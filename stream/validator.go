@@ -206,6 +206,9 @@ func (v *Validator) assigned(ctx context.Context, cl *kgo.Client, assigned map[s
 		// Without its state a partition must not be judged: leave the
 		// group's session to fail and retry on the next assignment.
 		err = fmt.Errorf("restore card state of partitions %v: %w", parts, err)
+		if errors.Is(err, errRecordsDeleted) {
+			err = fmt.Errorf("%w: %w", errFatal, err) // no retry brings them back
+		}
 		v.fatal.CompareAndSwap(nil, &err)
 		return
 	}
