@@ -109,6 +109,8 @@ func CSVRows(path string) (func(yield func(Row) error) error, error) {
 
 var errStop = errors.New("stop")
 
+// scanCSV reads a transactions file in a goroutine of its own, in chunks,
+// while fn (encoding and producing) runs on the caller's: the two overlap.
 func scanCSV(path string, fn func(Row) error) error {
 	r, err := csvfile.OpenTransactions(path)
 	if err != nil {
@@ -116,18 +118,50 @@ func scanCSV(path string, fn func(Row) error) error {
 	}
 	defer r.Close()
 	name := filepath.Base(path)
-	for {
-		raw, line, ok, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
+	const chunk = 512
+	type rows struct {
+		rows []Row
+		err  error
+	}
+	ch := make(chan rows, 4)
+	stop, done := make(chan struct{}), make(chan struct{})
+	defer func() { close(stop); <-done }() // before the file is closed
+	go func() {
+		defer close(done)
+		defer close(ch)
+		for {
+			c := rows{rows: make([]Row, 0, chunk)}
+			for len(c.rows) < chunk {
+				raw, line, ok, err := r.Next()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						c.err = err
+					}
+					break
+				}
+				c.rows = append(c.rows, Row{Raw: raw, Seq: int64(line), Source: name + ":" + strconv.Itoa(line), FieldsOK: ok})
+			}
+			select {
+			case ch <- c:
+			case <-stop:
+				return
+			}
+			if len(c.rows) < chunk {
+				return
+			}
 		}
-		if err != nil {
-			return err
+	}()
+	for c := range ch {
+		for _, row := range c.rows {
+			if err := fn(row); err != nil {
+				return err
+			}
 		}
-		if err := fn(Row{Raw: raw, Seq: int64(line), Source: name + ":" + strconv.Itoa(line), FieldsOK: ok}); err != nil {
-			return err
+		if c.err != nil {
+			return c.err
 		}
 	}
+	return nil
 }
 
 // Produce publishes rows to the input topic keyed by card id, with an

@@ -1,0 +1,94 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/txpipe/txpipe/dataset"
+	"github.com/txpipe/txpipe/serving/csvfile"
+	"github.com/txpipe/txpipe/stream"
+)
+
+// TestCSVRows reads a file in event order through CSVRows (which parses
+// ahead in a goroutine of its own) and checks every row against a plain
+// sequential read: same rows, same order, same seq and source; a read
+// error and an early stop both reach the caller.
+func TestCSVRows(t *testing.T) {
+	data := t.TempDir()
+	if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 30, Cards: 50, Transactions: 2000, Seed: 4, BadRows: 12}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(data, csvfile.TransactionsFile)
+	var want []stream.Row
+	r, err := csvfile.OpenTransactions(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		raw, line, ok, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, stream.Row{Raw: raw, Seq: int64(line), Source: fmt.Sprintf("%s:%d", csvfile.TransactionsFile, line), FieldsOK: ok})
+	}
+	r.Close()
+
+	rows, err := stream.CSVRows(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []stream.Row
+	if err := rows(func(row stream.Row) error { got = append(got, row); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || len(got) < 2000 {
+		t.Fatalf("%d rows, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("row %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+
+	// An early stop returns the caller's error.
+	stopAt := errors.New("enough")
+	n := 0
+	err = rows(func(stream.Row) error {
+		if n++; n == 700 {
+			return stopAt
+		}
+		return nil
+	})
+	if !errors.Is(err, stopAt) || n != 700 {
+		t.Fatalf("early stop: %v after %d rows", err, n)
+	}
+
+	// A file that turns unreadable midway: the rows before it, then the error.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	lines[1500] = `1500,"unterminated` + "\n"
+	broken := filepath.Join(t.TempDir(), csvfile.TransactionsFile)
+	if err := os.WriteFile(broken, []byte(strings.Join(lines, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rows, err = stream.CSVRows(broken); err != nil {
+		t.Fatalf("the order check should not fail on this file: %v", err)
+	}
+	n = 0
+	err = rows(func(stream.Row) error { n++; return nil })
+	if err == nil || n < 1000 {
+		t.Fatalf("broken file: %v after %d rows, want an error after the good rows", err, n)
+	}
+}
