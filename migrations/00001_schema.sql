@@ -1,6 +1,9 @@
 -- +goose Up
+-- MySQL commits every CREATE TABLE on its own: IF NOT EXISTS lets a
+-- migration that was interrupted halfway (a process killed mid-way) run
+-- again to its end.
 -- Master data, as loaded by `txpipe load initial`.
-CREATE TABLE customers (
+CREATE TABLE IF NOT EXISTS customers (
     customer_id   BIGINT       NOT NULL PRIMARY KEY,
     name          VARCHAR(255) NOT NULL,
     phone_number  VARCHAR(64)  NOT NULL,
@@ -10,7 +13,7 @@ CREATE TABLE customers (
     annual_income DECIMAL(12,2) NOT NULL
 ) DEFAULT CHARSET=utf8mb4;
 
-CREATE TABLE credit_card_types (
+CREATE TABLE IF NOT EXISTS credit_card_types (
     card_type_id     BIGINT        NOT NULL PRIMARY KEY,
     name             VARCHAR(64)   NOT NULL,
     credit_score_min INT           NOT NULL,
@@ -21,7 +24,7 @@ CREATE TABLE credit_card_types (
     rewards_rate     DECIMAL(8,5)  NOT NULL
 ) DEFAULT CHARSET=utf8mb4;
 
-CREATE TABLE cards (
+CREATE TABLE IF NOT EXISTS cards (
     card_id         BIGINT        NOT NULL PRIMARY KEY,
     customer_id     BIGINT        NOT NULL,
     card_type_id    BIGINT        NOT NULL,
@@ -34,7 +37,7 @@ CREATE TABLE cards (
 ) DEFAULT CHARSET=utf8mb4;
 
 -- The input transactions; seq is the input order (ties of timestamp).
-CREATE TABLE transactions (
+CREATE TABLE IF NOT EXISTS transactions (
     transaction_id         BIGINT        NOT NULL PRIMARY KEY,
     card_id                BIGINT        NOT NULL,
     merchant_name          VARCHAR(255)  NOT NULL,
@@ -48,7 +51,7 @@ CREATE TABLE transactions (
 ) DEFAULT CHARSET=utf8mb4;
 
 -- What the stream layer decided, written exactly once by the sink.
-CREATE TABLE stream_transactions (
+CREATE TABLE IF NOT EXISTS stream_transactions (
     transaction_id         BIGINT        NOT NULL PRIMARY KEY,
     card_id                BIGINT        NOT NULL,
     merchant_name          VARCHAR(255)  NOT NULL,
@@ -66,7 +69,7 @@ CREATE TABLE stream_transactions (
 ) DEFAULT CHARSET=utf8mb4;
 
 -- Transaction rows that could not be judged, from files and from the topic.
-CREATE TABLE rejected_transactions (
+CREATE TABLE IF NOT EXISTS rejected_transactions (
     source                 VARCHAR(255)  NOT NULL PRIMARY KEY,
     transaction_id         VARCHAR(255)  NOT NULL,
     reason                 VARCHAR(64)   NOT NULL,
@@ -82,7 +85,7 @@ CREATE TABLE rejected_transactions (
 ) DEFAULT CHARSET=utf8mb4;
 
 -- Offsets the sinks consumed, committed in the same transaction as the rows.
-CREATE TABLE sink_offsets (
+CREATE TABLE IF NOT EXISTS sink_offsets (
     consumer    VARCHAR(128) NOT NULL,
     topic       VARCHAR(249) NOT NULL,
     `partition` INT          NOT NULL,
@@ -92,10 +95,10 @@ CREATE TABLE sink_offsets (
 ) DEFAULT CHARSET=utf8mb4;
 
 -- +goose Down
-DROP TABLE sink_offsets;
-DROP TABLE rejected_transactions;
-DROP TABLE stream_transactions;
-DROP TABLE transactions;
-DROP TABLE cards;
-DROP TABLE credit_card_types;
-DROP TABLE customers;
+DROP TABLE IF EXISTS sink_offsets;
+DROP TABLE IF EXISTS rejected_transactions;
+DROP TABLE IF EXISTS stream_transactions;
+DROP TABLE IF EXISTS transactions;
+DROP TABLE IF EXISTS cards;
+DROP TABLE IF EXISTS credit_card_types;
+DROP TABLE IF EXISTS customers;

@@ -1,10 +1,13 @@
 -- +goose Up
+-- MySQL commits every CREATE TABLE on its own: IF NOT EXISTS lets a
+-- migration that was interrupted halfway (a process killed mid-way) run
+-- again to its end.
 -- The batch views, rebuilt from scratch by every `txpipe batch` run: the run
 -- loads <table>_next and swaps it in with one atomic multi-table RENAME, so
 -- readers see either the previous views or the new ones, never a mix.
 
 -- stream_transactions with pending settled to approved.
-CREATE TABLE batch_transactions (
+CREATE TABLE IF NOT EXISTS batch_transactions (
     transaction_id         BIGINT        NOT NULL PRIMARY KEY,
     card_id                BIGINT        NOT NULL,
     merchant_name          VARCHAR(255)  NOT NULL,
@@ -22,7 +25,7 @@ CREATE TABLE batch_transactions (
 ) DEFAULT CHARSET=utf8mb4;
 
 -- cards with the settled current_balance and the new credit_limit.
-CREATE TABLE cards_updated (
+CREATE TABLE IF NOT EXISTS cards_updated (
     card_id         BIGINT        NOT NULL PRIMARY KEY,
     customer_id     BIGINT        NOT NULL,
     card_type_id    BIGINT        NOT NULL,
@@ -35,7 +38,7 @@ CREATE TABLE cards_updated (
 ) DEFAULT CHARSET=utf8mb4;
 
 -- customers with the new credit_score.
-CREATE TABLE customers_updated (
+CREATE TABLE IF NOT EXISTS customers_updated (
     customer_id   BIGINT        NOT NULL PRIMARY KEY,
     name          VARCHAR(255)  NOT NULL,
     phone_number  VARCHAR(64)   NOT NULL,
@@ -46,7 +49,7 @@ CREATE TABLE customers_updated (
 ) DEFAULT CHARSET=utf8mb4;
 
 -- One row per batch run: 'running' while it runs, then 'ok' or 'failed'.
-CREATE TABLE batch_runs (
+CREATE TABLE IF NOT EXISTS batch_runs (
     run_id      BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
     started_at  DATETIME(6)  NOT NULL,
     finished_at DATETIME(6)  NULL,
@@ -57,7 +60,7 @@ CREATE TABLE batch_runs (
 ) DEFAULT CHARSET=utf8mb4;
 
 -- +goose Down
-DROP TABLE batch_runs;
-DROP TABLE customers_updated;
-DROP TABLE cards_updated;
-DROP TABLE batch_transactions;
+DROP TABLE IF EXISTS batch_runs;
+DROP TABLE IF EXISTS customers_updated;
+DROP TABLE IF EXISTS cards_updated;
+DROP TABLE IF EXISTS batch_transactions;

@@ -57,6 +57,7 @@ type Sink struct {
 	seen    map[txpipe.Offset]int64 // past the last record written or skipped, transaction markers included
 
 	written    atomic.Int64
+	joinFailed atomic.Bool // the last assignment could not be set up (database down, say)
 	lastRecord atomic.Int64
 	started    time.Time
 	dbDown     bool
@@ -109,9 +110,10 @@ func tp(topic string, p int32) txpipe.Offset { return txpipe.Offset{Topic: topic
 // adjust starts each newly assigned partition where its sinks left off:
 // the smaller of the CSV and database positions; records a sink already
 // holds are skipped for that sink.
-func (s *Sink) adjust(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+func (s *Sink) adjust(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (_ map[string]map[int32]kgo.Offset, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { s.joinFailed.Store(err != nil) }()
 	ids := s.topicIDs(ctx)
 	s.ids = ids
 	for topic, parts := range assigned {
@@ -235,13 +237,14 @@ func (s *Sink) Written() int64 { return s.written.Load() }
 // CaughtUp reports whether the sink has written everything committed on
 // its partitions so far: its position in each is at the partition's end.
 // A sink with no partitions yet is caught up only after noAssignmentWait
-// (a group with more members than partitions leaves some with none).
+// (a group with more members than partitions leaves some with none), and
+// never while setting up its partitions fails.
 func (s *Sink) CaughtUp(ctx context.Context) (bool, error) {
 	s.mu.Lock()
 	seen := maps.Clone(s.seen)
 	s.mu.Unlock()
 	if len(seen) == 0 {
-		return time.Since(s.started) > noAssignmentWait, nil
+		return !s.joinFailed.Load() && time.Since(s.started) > noAssignmentWait, nil
 	}
 	adm := kadm.NewClient(s.cl)
 	ends, err := adm.ListEndOffsets(ctx, s.cfg.Topics.Validated, s.cfg.Topics.DLQ)

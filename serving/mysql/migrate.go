@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path"
+	"regexp"
+	"strings"
 
 	"github.com/pressly/goose/v3"
 	"github.com/txpipe/txpipe/migrations"
@@ -38,7 +41,98 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 		}
 		return fmt.Errorf("migrations: %w", err)
 	}
+	return verifySchema(ctx, db)
+}
+
+// verifySchema checks that every table the migrations create has their
+// columns. The migrations create tables IF NOT EXISTS (so one interrupted
+// halfway can run again); this catches a table of the same name that was
+// there before them.
+func verifySchema(ctx context.Context, db *sql.DB) error {
+	want, err := migrationColumns()
+	if err != nil {
+		return err
+	}
+	have := map[string]map[string]bool{}
+	rows, err := db.QueryContext(ctx, "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()")
+	if err != nil {
+		return fmt.Errorf("migrations: read the schema: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var table, col string
+		if err := rows.Scan(&table, &col); err != nil {
+			return fmt.Errorf("migrations: read the schema: %w", err)
+		}
+		if have[strings.ToLower(table)] == nil {
+			have[strings.ToLower(table)] = map[string]bool{}
+		}
+		have[strings.ToLower(table)][strings.ToLower(col)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("migrations: read the schema: %w", err)
+	}
+	for _, t := range want {
+		var missing []string
+		for _, c := range t.cols {
+			if !have[t.name][c] {
+				missing = append(missing, c)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("migrations: table %s lacks the columns %s: a table of that name that txpipe did not create? Rename or drop it", t.name, strings.Join(missing, ", "))
+		}
+	}
 	return nil
+}
+
+type migratedTable struct {
+	name string
+	cols []string
+}
+
+var createTable = regexp.MustCompile(`(?i)^CREATE TABLE IF NOT EXISTS\s+` + "`?" + `(\w+)` + "`?" + `\s*\(`)
+
+// migrationColumns lists the tables the migrations create and their
+// columns, read from the migrations themselves.
+func migrationColumns() ([]migratedTable, error) {
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var out []migratedTable
+	for _, f := range files {
+		b, err := fs.ReadFile(migrations.FS, f)
+		if err != nil {
+			return nil, err
+		}
+		var cur *migratedTable
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if m := createTable.FindStringSubmatch(line); m != nil {
+				out = append(out, migratedTable{name: strings.ToLower(m[1])})
+				cur = &out[len(out)-1]
+				continue
+			}
+			if cur == nil || line == "" || strings.HasPrefix(line, "--") {
+				continue
+			}
+			if strings.HasPrefix(line, ")") {
+				cur = nil
+				continue
+			}
+			word := strings.Trim(strings.Fields(line)[0], "`,")
+			switch strings.ToUpper(word) {
+			case "PRIMARY", "KEY", "UNIQUE", "INDEX", "CONSTRAINT", "FOREIGN", "CHECK":
+				continue
+			}
+			cur.cols = append(cur.cols, strings.ToLower(word))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("migrations: no CREATE TABLE found")
+	}
+	return out, nil
 }
 
 // advisoryLock serialises migrations of one database across processes with
