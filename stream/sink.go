@@ -157,7 +157,7 @@ const pollWait = 500 * time.Millisecond
 // noAssignmentWait is how long a sink may wait for its first partitions
 // before an empty poll counts anyway (a group with more members than
 // partitions leaves some with none): over two session timeouts.
-const noAssignmentWait = 15 * time.Second
+var noAssignmentWait = 15 * time.Second
 
 // topicIDs names the incarnation of each topic the sink reads; empty when
 // the broker does not say.

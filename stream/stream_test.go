@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -593,5 +594,44 @@ func TestRestoreRefusesDeletedResults(t *testing.T) {
 	_, err = stream.Consume(ctx, cfg)
 	if err == nil || !strings.Contains(err.Error(), "records deleted") {
 		t.Fatalf("consume after the results were deleted: %v, want a records-deleted error", err)
+	}
+}
+
+// brokenStore is a database whose stored offsets cannot be read.
+type brokenStore struct{}
+
+func (brokenStore) WriteStream(context.Context, string, []txpipe.Result, []txpipe.Rejected, []txpipe.Offset) error {
+	return errors.New("broken")
+}
+
+func (brokenStore) Offsets(context.Context, string, string) (map[int32]txpipe.Offset, error) {
+	return nil, errors.New("migration 00002_batch.sql failed")
+}
+
+// TestNotIdleWhileTheSinkCannotStart: a sink whose partitions cannot be set
+// up (its database fails) has written nothing, so --until-idle must not
+// stop the consumer, however long it waits.
+func TestNotIdleWhileTheSinkCannotStart(t *testing.T) {
+	defer stream.SetNoAssignmentWait(stream.SetNoAssignmentWait(300 * time.Millisecond))
+	brokers := startBroker(t)
+	data := t.TempDir()
+	if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 10, Cards: 20, Transactions: 100, Seed: 2}); err != nil {
+		t.Fatal(err)
+	}
+	topics := stream.TopicsFor("nosink")
+	loadAndProduce(t, brokers, topics, data)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	st, err := stream.Consume(ctx, stream.ConsumeConfig{
+		Brokers: brokers, Topics: topics, Group: "nosink", Instance: "n1", ResultsDir: t.TempDir(),
+		Store: brokenStore{}, Transient: func(error) bool { return false }, UntilIdle: 500 * time.Millisecond,
+		Log: slog.New(slog.DiscardHandler),
+	})
+	if took := time.Since(start); took < 4500*time.Millisecond || st.Written != 0 {
+		t.Fatalf("consume stopped after %v with %d written (err %v): idle while its sink could not start", took.Round(time.Millisecond), st.Written, err)
+	}
+	if st.Judged == 0 {
+		t.Fatalf("the validator judged nothing: %+v", st)
 	}
 }
