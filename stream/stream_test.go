@@ -499,12 +499,7 @@ func stAudit(t *testing.T, brokers []string, topic, ref string) {
 // restore replays nothing.
 func TestQuietPartitionsAreCheckpointed(t *testing.T) {
 	brokers := startBroker(t)
-	data := t.TempDir()
-	if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 40, Cards: 80, Transactions: 2000, Seed: 5}); err != nil {
-		t.Fatal(err)
-	}
-	topics := stream.TopicsFor("quiet")
-	st := loadAndProduce(t, brokers, topics, data)
+	topics, st := stSmallTopic(t, brokers, "quiet", dataset.Options{Customers: 40, Cards: 80, Transactions: 2000, Seed: 5})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, err := stream.Consume(ctx, stream.ConsumeConfig{
@@ -564,12 +559,7 @@ func TestQuietPartitionsAreCheckpointed(t *testing.T) {
 // than judge from a wrong balance.
 func TestRestoreRefusesDeletedResults(t *testing.T) {
 	brokers := startBroker(t)
-	data := t.TempDir()
-	if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 20, Cards: 30, Transactions: 300, Seed: 9}); err != nil {
-		t.Fatal(err)
-	}
-	topics := stream.TopicsFor("short")
-	loadAndProduce(t, brokers, topics, data)
+	topics, _ := stSmallTopic(t, brokers, "short", dataset.Options{Customers: 20, Cards: 30, Transactions: 300, Seed: 9})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cfg := stream.ConsumeConfig{
@@ -614,12 +604,7 @@ func (brokenStore) Offsets(context.Context, string, string) (map[int32]txpipe.Of
 func TestNotIdleWhileTheSinkCannotStart(t *testing.T) {
 	defer stream.SetNoAssignmentWait(stream.SetNoAssignmentWait(300 * time.Millisecond))
 	brokers := startBroker(t)
-	data := t.TempDir()
-	if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 10, Cards: 20, Transactions: 100, Seed: 2}); err != nil {
-		t.Fatal(err)
-	}
-	topics := stream.TopicsFor("nosink")
-	loadAndProduce(t, brokers, topics, data)
+	topics, _ := stSmallTopic(t, brokers, "nosink", dataset.Options{Customers: 10, Cards: 20, Transactions: 100, Seed: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -634,4 +619,15 @@ func TestNotIdleWhileTheSinkCannotStart(t *testing.T) {
 	if st.Judged == 0 {
 		t.Fatalf("the validator judged nothing: %+v", st)
 	}
+}
+
+// stSmallTopic publishes a small generated dataset to a topic of its own.
+func stSmallTopic(t *testing.T, brokers []string, topic string, opts dataset.Options) (stream.Topics, stream.ProduceStats) {
+	t.Helper()
+	data := t.TempDir()
+	if _, err := dataset.Generate(context.Background(), data, opts); err != nil {
+		t.Fatal(err)
+	}
+	topics := stream.TopicsFor(topic)
+	return topics, loadAndProduce(t, brokers, topics, data)
 }

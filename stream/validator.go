@@ -420,13 +420,8 @@ func (v *Validator) Run(ctx context.Context) error {
 			return fmt.Errorf("end transaction: %w", err)
 		}
 		if committed {
+			v.checkpointed(checkpointed)
 			v.mu.Lock()
-			for _, p := range checkpointed {
-				if c := v.owned[p]; c != nil {
-					clear(c.changed)
-					c.since, c.last = 0, time.Now()
-				}
-			}
 			for p, next := range validatedNext {
 				if c := v.owned[p]; c != nil {
 					c.next = next
@@ -537,17 +532,23 @@ func (v *Validator) idleCheckpoint() error {
 		return fmt.Errorf("end checkpoint transaction: %w", err)
 	}
 	if committed {
-		v.mu.Lock()
-		for _, p := range done {
-			if c := v.owned[p]; c != nil {
-				clear(c.changed)
-				c.since, c.last = 0, time.Now()
-			}
-		}
-		v.mu.Unlock()
+		v.checkpointed(done)
 		v.log.Debug("checkpointed quiet partitions", "partitions", done)
 	}
 	return nil
+}
+
+// checkpointed starts the partitions' counts afresh once their checkpoint
+// has committed.
+func (v *Validator) checkpointed(parts []int32) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, p := range parts {
+		if c := v.owned[p]; c != nil {
+			clear(c.changed)
+			c.since, c.last = 0, time.Now()
+		}
+	}
 }
 
 // checkpoint writes, for each partition of this batch that is due, the
