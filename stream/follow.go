@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/txpipe/txpipe"
 )
 
 // readToEnd reads the given partitions of topic (nil: all) from their start
@@ -25,6 +27,39 @@ func readToEnd(ctx context.Context, base []kgo.Opt, topic string, partitions []i
 	return readRange(ctx, base, topic, from, false, fn)
 }
 
+// bounds are a partition's first and next offsets.
+type bounds struct{ start, end int64 }
+
+// listBounds lists the bounds of every partition of the topics.
+func listBounds(ctx context.Context, adm *kadm.Client, topics ...string) (map[txpipe.Offset]bounds, error) {
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %v: %w", topics, err)
+	}
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("list start offsets of %v: %w", topics, err)
+	}
+	out := map[txpipe.Offset]bounds{}
+	var ferr error
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			ferr = fmt.Errorf("end offset of %s/%d: %w", o.Topic, o.Partition, o.Err)
+			return
+		}
+		b := bounds{end: o.Offset}
+		if s, ok := starts.Lookup(o.Topic, o.Partition); ok {
+			if s.Err != nil {
+				ferr = fmt.Errorf("start offset of %s/%d: %w", o.Topic, o.Partition, s.Err)
+				return
+			}
+			b.start = s.Offset
+		}
+		out[tp(o.Topic, o.Partition)] = b
+	})
+	return out, ferr
+}
+
 // errRecordsDeleted means records a reader needs are gone (retention).
 var errRecordsDeleted = errors.New("records deleted")
 
@@ -39,47 +74,27 @@ func readRange(ctx context.Context, base []kgo.Opt, topic string, from map[int32
 		return err
 	}
 	defer admCl.Close()
-	adm := kadm.NewClient(admCl)
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	bounds, err := listBounds(ctx, kadm.NewClient(admCl), topic)
 	if err != nil {
-		return fmt.Errorf("list end offsets of %s: %w", topic, err)
-	}
-	starts, err := adm.ListStartOffsets(ctx, topic)
-	if err != nil {
-		return fmt.Errorf("list start offsets of %s: %w", topic, err)
+		return err
 	}
 	consume := map[int32]kgo.Offset{}
 	remaining := map[int32]int64{}
-	var ferr error
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			ferr = fmt.Errorf("end offset of %s/%d: %w", topic, o.Partition, o.Err)
-			return
-		}
-		at, want := from[o.Partition]
+	for key, b := range bounds {
+		at, want := from[key.Partition]
 		if from != nil && !want {
-			return
+			continue
 		}
-		start := int64(0)
-		if s, ok := starts.Lookup(topic, o.Partition); ok {
-			if s.Err != nil {
-				ferr = fmt.Errorf("start offset of %s/%d: %w", topic, o.Partition, s.Err)
-				return
-			}
-			start = s.Offset
+		if strict && b.start > at && at < b.end {
+			return fmt.Errorf("%w: %s/%d: the records from offset %d on are needed but the partition now starts at %d (raise the topic's retention)", errRecordsDeleted, topic, key.Partition, at, b.start)
 		}
-		if strict && start > at && at < o.Offset {
-			ferr = fmt.Errorf("%w: %s/%d: the records from offset %d on are needed but the partition now starts at %d (raise the topic's retention)", errRecordsDeleted, topic, o.Partition, at, start)
-			return
+		if at = max(at, b.start); at < b.end {
+			consume[key.Partition] = kgo.NewOffset().At(at)
+			remaining[key.Partition] = b.end
 		}
-		at = max(at, start)
-		if at < o.Offset {
-			consume[o.Partition] = kgo.NewOffset().At(at)
-			remaining[o.Partition] = o.Offset
-		}
-	})
-	if ferr != nil || len(consume) == 0 {
-		return ferr
+	}
+	if len(consume) == 0 {
+		return nil
 	}
 	opts := append(append([]kgo.Opt{}, base...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: consume}),
@@ -96,6 +111,7 @@ func readRange(ctx context.Context, base []kgo.Opt, topic string, from map[int32
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		var ferr error
 		fs.EachError(func(t string, p int32, err error) {
 			ferr = fmt.Errorf("read %s/%d: %w", t, p, err)
 		})

@@ -155,7 +155,7 @@ func (s *Sink) adjust(ctx context.Context, assigned map[string]map[int32]kgo.Off
 const pollWait = 500 * time.Millisecond
 
 // noAssignmentWait is how long a sink may wait for its first partitions
-// before an empty poll counts anyway (a group with more members than
+// before it counts as caught up anyway (a group with more members than
 // partitions leaves some with none): over two session timeouts.
 var noAssignmentWait = 15 * time.Second
 
@@ -246,24 +246,16 @@ func (s *Sink) CaughtUp(ctx context.Context) (bool, error) {
 	if len(seen) == 0 {
 		return !s.joinFailed.Load() && time.Since(s.started) > noAssignmentWait, nil
 	}
-	adm := kadm.NewClient(s.cl)
-	ends, err := adm.ListEndOffsets(ctx, s.cfg.Topics.Validated, s.cfg.Topics.DLQ)
-	if err != nil {
-		return false, err
-	}
-	starts, err := adm.ListStartOffsets(ctx, s.cfg.Topics.Validated, s.cfg.Topics.DLQ)
+	b, err := listBounds(ctx, kadm.NewClient(s.cl), s.cfg.Topics.Validated, s.cfg.Topics.DLQ)
 	if err != nil {
 		return false, err
 	}
 	for key, at := range seen {
-		end, ok := ends.Lookup(key.Topic, key.Partition)
-		if !ok || end.Err != nil {
-			return false, fmt.Errorf("end offset of %s/%d: %v", key.Topic, key.Partition, end.Err)
+		pb, ok := b[key]
+		if !ok {
+			return false, fmt.Errorf("no offsets for %s/%d", key.Topic, key.Partition)
 		}
-		if start, ok := starts.Lookup(key.Topic, key.Partition); ok && start.Err == nil && start.Offset >= end.Offset {
-			continue // empty
-		}
-		if at < end.Offset {
+		if at < pb.end && pb.start < pb.end {
 			return false, nil
 		}
 	}
@@ -330,16 +322,6 @@ func (s *Sink) Run(ctx context.Context) error {
 				s.cl.AllowRebalance()
 				return err
 			}
-			s.mu.Lock()
-			fs.EachPartition(func(p kgo.FetchTopicPartition) {
-				if n := len(p.Records); n > 0 {
-					key := tp(p.Topic, p.Partition)
-					if at, ok := s.seen[key]; ok {
-						s.seen[key] = max(at, p.Records[n-1].Offset+1)
-					}
-				}
-			})
-			s.mu.Unlock()
 		}
 		s.cl.AllowRebalance()
 		if ctx.Err() != nil {
@@ -352,11 +334,13 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 	batches := map[txpipe.Offset]*partBatch{}
 	var order []txpipe.Offset
 	var n int64
+	read := map[txpipe.Offset]int64{} // past the last record, markers included
 	fs.EachRecord(func(r *kgo.Record) {
+		key := tp(r.Topic, r.Partition)
+		read[key] = r.Offset + 1
 		if r.Attrs.IsControl() {
 			return
 		}
-		key := tp(r.Topic, r.Partition)
 		b := batches[key]
 		if b == nil {
 			b = &partBatch{first: r.Offset}
@@ -437,6 +421,11 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 	}
 	if dbErr != nil {
 		return dbErr
+	}
+	for key, next := range read {
+		if at, ok := s.seen[key]; ok {
+			s.seen[key] = max(at, next)
+		}
 	}
 	if n > 0 {
 		s.written.Add(n)

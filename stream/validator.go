@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"runtime"
 	"slices"
 	"strconv"
@@ -360,8 +359,8 @@ func (v *Validator) Run(ctx context.Context) error {
 		for _, w := range workers[:nw] {
 			nProcessed += w.processed
 			nRejected += w.rejected
-			maps.Copy(v.cardPart, w.cardPart)
 			for id, p := range w.cardPart {
+				v.cardPart[id] = p
 				if c := v.owned[p]; c != nil {
 					c.changed[id] = struct{}{}
 				}
@@ -420,14 +419,7 @@ func (v *Validator) Run(ctx context.Context) error {
 			return fmt.Errorf("end transaction: %w", err)
 		}
 		if committed {
-			v.checkpointed(checkpointed)
-			v.mu.Lock()
-			for p, next := range validatedNext {
-				if c := v.owned[p]; c != nil {
-					c.next = next
-				}
-			}
-			v.mu.Unlock()
+			v.committed(checkpointed, validatedNext)
 			v.processed.Add(nProcessed)
 			v.rejected.Add(nRejected)
 			v.lastRecord.Store(time.Now().UnixNano())
@@ -503,7 +495,7 @@ func (v *Validator) idleCheckpoint() error {
 	next := map[int32]int64{}
 	v.mu.Lock()
 	for p, c := range v.owned {
-		if len(c.changed) > 0 && time.Since(c.last) >= v.cfg.CheckpointInterval {
+		if v.due(c) {
 			next[p] = c.next
 		}
 	}
@@ -532,23 +524,35 @@ func (v *Validator) idleCheckpoint() error {
 		return fmt.Errorf("end checkpoint transaction: %w", err)
 	}
 	if committed {
-		v.checkpointed(done)
+		v.committed(done, nil)
 		v.log.Debug("checkpointed quiet partitions", "partitions", done)
 	}
 	return nil
 }
 
-// checkpointed starts the partitions' counts afresh once their checkpoint
-// has committed.
-func (v *Validator) checkpointed(parts []int32) {
+// committed records a committed transaction: the validated offset after
+// its results, per partition, and the partitions it checkpointed, whose
+// counts start afresh.
+func (v *Validator) committed(checkpointed []int32, validatedNext map[int32]int64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for _, p := range parts {
+	for p, next := range validatedNext {
+		if c := v.owned[p]; c != nil {
+			c.next = next
+		}
+	}
+	for _, p := range checkpointed {
 		if c := v.owned[p]; c != nil {
 			clear(c.changed)
 			c.since, c.last = 0, time.Now()
 		}
 	}
+}
+
+// due reports whether an owned partition needs a checkpoint: it has
+// changed cards and enough results, or the interval has passed.
+func (v *Validator) due(c *partCkpt) bool {
+	return c != nil && len(c.changed) > 0 && (c.since >= v.cfg.CheckpointEvery || time.Since(c.last) >= v.cfg.CheckpointInterval)
 }
 
 // checkpoint writes, for each partition of this batch that is due, the
@@ -564,7 +568,7 @@ func (v *Validator) checkpoint(ctx context.Context, validatedNext map[int32]int6
 	var s txpipe.CardState
 	for p, next := range validatedNext {
 		c := v.owned[p]
-		if c == nil || len(c.changed) == 0 || (c.since < v.cfg.CheckpointEvery && time.Since(c.last) < v.cfg.CheckpointInterval) {
+		if !v.due(c) {
 			continue
 		}
 		due = append(due, p)
