@@ -83,7 +83,21 @@ type Result struct {
 	Status         Status
 	PendingBalance Money // the card's pending balance after this transaction
 	DeclineReason  DeclineReason
+	Pos            Position // the result's record on the validated topic, when known
 }
+
+// Position is where a record sits in Kafka. It identifies a row of the
+// stream views: the serving layer compares it with a batch's cut-off, and
+// rejected rows are keyed by it. Files that do not say (older results)
+// read as Unpositioned.
+type Position struct {
+	Topic     string // empty where the topic is implied (a stream view's rows)
+	Partition int32
+	Offset    int64
+}
+
+// Unpositioned is the position of a row whose record is not known.
+var Unpositioned = Position{Partition: -1, Offset: -1}
 
 // RejectReason says why a transaction row could not be judged at all.
 type RejectReason string
@@ -135,7 +149,8 @@ type Offset struct {
 type Rejected struct {
 	Raw    RawTransaction
 	Reason RejectReason
-	Detail string // what exactly was wrong, for people
-	Source string // file:line, or topic/partition/offset
-	Seq    int64  // input order
+	Detail string   // what exactly was wrong, for people
+	Source string   // file:line, or topic/partition/offset
+	Seq    int64    // input order
+	Pos    Position // the rejected row's record (dead-letter or validated topic), when known
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,6 +60,9 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock of the runs record; time.Now when nil.
 	Now func() time.Time
+	// Topic is the validated topic the stream views were written from,
+	// named in the cut-offs (DefaultTopic when empty).
+	Topic string
 
 	// hook, for tests, is called after each record batch ("rows", with the
 	// rows read so far) and before the views are committed ("commit"); an
@@ -82,9 +86,18 @@ type Summary struct {
 	Customers         int64
 	CustomersRescored int64 // customers whose credit score changed
 	// Cutoff is the transaction id of the last stream row included.
-	Cutoff  string
+	Cutoff string
+	// Cutoffs are, per partition of the validated topic, the offset after
+	// the last stream row included: what the views cover.
+	Cutoffs map[int32]int64
 	Elapsed time.Duration
 }
+
+// DefaultTopic is the validated topic of the default input topic.
+const DefaultTopic = "transactions.validated"
+
+// CutoffColumns are the columns of batch_cutoffs (table and CSV file).
+var CutoffColumns = []string{"topic", "partition", "next_offset"}
 
 // String is the one-line report of a run.
 func (s Summary) String() string {
@@ -135,6 +148,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	err = r.execute(ctx)
 	r.sum.Elapsed = time.Since(t0)
 	run := runRecord{ID: id, StartedAt: started, FinishedAt: o.Now(), Rows: r.sum.Transactions, Cutoff: r.sum.Cutoff, Status: statusOK}
+	if err == nil {
+		run.Topic, run.Cutoffs = o.Topic, r.sum.Cutoffs
+	}
 	if err != nil {
 		err = fmt.Errorf("batch: %w", err)
 		run.Status, run.Error = statusFailed, err.Error()
@@ -175,6 +191,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Topic == "" {
+		o.Topic = DefaultTopic
 	}
 	return nil
 }
@@ -353,10 +372,12 @@ func (r *run) execute(parent context.Context) (err error) {
 		})
 	}
 	b := newTxBuilder(o.Alloc, o.BatchRows)
+	cut := cutoffs{}
+	r.sum.Cutoffs = cut
 	if o.DB != nil {
-		err = readStreamMySQL(ctx, readTx, b, r.emit)
+		err = readStreamMySQL(ctx, readTx, b, cut, r.emit)
 	} else {
-		err = readStreamCSV(r.path(csvfile.StreamFile), b, r.emit)
+		err = readStreamCSV(r.path(csvfile.StreamFile), b, cut, r.emit)
 	}
 	b.release()
 	if err != nil {
@@ -456,8 +477,21 @@ func (r *run) writeMaster(ctx context.Context, readTx *sql.Tx, master *txpipe.Ma
 			return nil, err
 		}
 	}
+	cw2, err := addCSV(csvfile.CutoffsFile, CutoffColumns)
+	if err != nil {
+		return nil, err
+	}
+	cut := cutoffs(r.sum.Cutoffs)
+	for _, p := range slices.Sorted(maps.Keys(cut)) {
+		if err := cw2.Write([]string{r.o.Topic, strconv.Itoa(int(p)), strconv.FormatInt(cut[p], 10)}); err != nil {
+			return nil, err
+		}
+	}
 	if r.o.DB != nil {
 		if err := writeMasterViews(ctx, r.readConn, useLoad, cards, customers); err != nil {
+			return nil, err
+		}
+		if err := writeCutoffs(ctx, r.readConn, cutoffsTable+"_next", r.o.Topic, 0, cut); err != nil {
 			return nil, err
 		}
 	}

@@ -20,12 +20,11 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/apache/arrow/go/v17/parquet/file"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
-	"github.com/pressly/goose/v3"
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/internal/mysqltest"
 	"github.com/txpipe/txpipe/internal/reftest"
-	"github.com/txpipe/txpipe/migrations"
 	"github.com/txpipe/txpipe/serving/csvfile"
+	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -173,6 +172,23 @@ func TestMySQLMode(t *testing.T) {
 		reftest.CompareFile(t, filepath.Join(dir, f), filepath.Join(reftest.Results(t), f))
 	}
 	assertTablesMatchCSV(t, db, dir)
+	// The cut-offs: every partition's last row, in the summary, the view
+	// swapped in with the others, the runs record, and the same file as in
+	// CSV mode.
+	if want := s.wantCutoffs(); len(want) != reftest.Partitions || fmt.Sprint(sum.Cutoffs) != fmt.Sprint(want) {
+		t.Errorf("cut-offs %v, want %v", sum.Cutoffs, want)
+	}
+	if got, want := queryStrings(t, db, "SELECT topic, `partition`, next_offset FROM batch_cutoffs ORDER BY `partition`"), cutoffRows(sum.Cutoffs, ""); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("batch_cutoffs %q, want %q", got, want)
+	}
+	if got, want := queryStrings(t, db, "SELECT topic, `partition`, next_offset, run_id FROM batch_run_cutoffs ORDER BY `partition`"), cutoffRows(sum.Cutoffs, "1"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("batch_run_cutoffs %q, want %q", got, want)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, csvfile.CutoffsFile))
+	want, _ := os.ReadFile(filepath.Join(csvDir, csvfile.CutoffsFile))
+	if len(got) == 0 || !bytes.Equal(got, want) {
+		t.Errorf("%s differs between MySQL mode and CSV mode:\n%s\n%s", csvfile.CutoffsFile, got, want)
+	}
 	sums := checksums(t, db)
 	files := snapshotFiles(t, dir)
 
@@ -556,7 +572,7 @@ func TestMigrationDownUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectMySQL, db, migrations.FS)
+	p, err := mysqlstore.NewMigrations(db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -564,7 +580,7 @@ func TestMigrationDownUp(t *testing.T) {
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Down(ctx); err != nil {
+	if _, err := p.DownTo(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
 	if left := queryStrings(t, db, "SHOW TABLES LIKE 'batch%'"); len(left) > 0 {
@@ -573,4 +589,19 @@ func TestMigrationDownUp(t *testing.T) {
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// cutoffRows are the rows of batch_cutoffs for cut-offs of run.
+func cutoffRows(cut map[int32]int64, run string) [][]string {
+	var out [][]string
+	for p := int32(0); p < reftest.Partitions; p++ {
+		if n, ok := cut[p]; ok {
+			row := []string{DefaultTopic, fmt.Sprint(p), fmt.Sprint(n)}
+			if run != "" {
+				row = append(row, run)
+			}
+			out = append(out, row)
+		}
+	}
+	return out
 }

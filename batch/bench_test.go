@@ -14,11 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pressly/goose/v3"
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/internal/mysqltest"
-	"github.com/txpipe/txpipe/migrations"
 	"github.com/txpipe/txpipe/serving/csvfile"
+	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
 )
 
 // Size of the generated benchmark data.
@@ -83,7 +82,7 @@ func setupBench(adminDSN string, dsn func(string) string) error {
 		return err
 	}
 	db := bench.db
-	p, err := goose.NewProvider(goose.DialectMySQL, db, migrations.FS)
+	p, err := mysqlstore.NewMigrations(db)
 	if err != nil {
 		return err
 	}

@@ -12,12 +12,11 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/go-sql-driver/mysql"
-	"github.com/pressly/goose/v3"
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/internal/mysqltest"
 	"github.com/txpipe/txpipe/internal/reftest"
-	"github.com/txpipe/txpipe/migrations"
 	"github.com/txpipe/txpipe/serving/csvfile"
+	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
 )
 
 // streamRun is the naive stream layer over a dataset: its master data and
@@ -51,7 +50,7 @@ func newDBWithConfig(tb testing.TB) (*sql.DB, *mysql.Config) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	p, err := goose.NewProvider(goose.DialectMySQL, db, migrations.FS)
+	p, err := mysqlstore.NewMigrations(db)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -85,7 +84,7 @@ func insertAll(tb testing.TB, db *sql.DB, table string, cols []string, rows [][]
 	}
 }
 
-var streamColumns = append(append([]string{}, csvfile.ResultColumns...), "seq")
+var streamColumns = append(append([]string{}, csvfile.ResultColumns...), "seq", "kafka_partition", "kafka_offset")
 
 // loadMySQL loads the master tables and stream_transactions.
 func loadMySQL(tb testing.TB, db *sql.DB, s streamRun) {
@@ -112,7 +111,8 @@ func loadMySQL(tb testing.TB, db *sql.DB, s streamRun) {
 			related = r.RelatedID
 		}
 		rows = append(rows, []any{r.ID, r.CardID, r.Merchant, r.Timestamp.Format(txpipe.TimestampLayout), r.Amount.String(),
-			r.Location, r.Type, related, string(r.Status), r.PendingBalance.String(), string(r.DeclineReason), r.Seq})
+			r.Location, r.Type, related, string(r.Status), r.PendingBalance.String(), string(r.DeclineReason), r.Seq,
+			r.Pos.Partition, r.Pos.Offset})
 	}
 	insertAll(tb, db, "stream_transactions", streamColumns, rows)
 }
@@ -223,4 +223,13 @@ func checkedAlloc(tb testing.TB) *memory.CheckedAllocator {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	tb.Cleanup(func() { mem.AssertSize(tb, 0) })
 	return mem
+}
+
+// wantCutoffs are the cut-offs of a run over all of s's results.
+func (s streamRun) wantCutoffs() map[int32]int64 {
+	out := map[int32]int64{}
+	for _, r := range s.results {
+		out[r.Pos.Partition] = max(out[r.Pos.Partition], r.Pos.Offset+1)
+	}
+	return out
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,9 +23,12 @@ const (
 	batchTable     = "batch_transactions"
 	cardsTable     = "cards_updated"
 	customersTable = "customers_updated"
+	cutoffsTable   = "batch_cutoffs"
 )
 
-var viewTables = []string{batchTable, cardsTable, customersTable}
+// viewTables are swapped in together: a reader sees the views and the
+// cut-off of one run.
+var viewTables = []string{batchTable, cardsTable, customersTable, cutoffsTable}
 
 const (
 	cardColumnList     = "card_id, customer_id, card_type_id, card_number, expiration_date, credit_limit, current_balance, issue_date"
@@ -282,6 +287,39 @@ func insertMasterViews(ctx context.Context, tx *sql.Tx, cards []txpipe.Card, cus
 	return cin.flush(ctx)
 }
 
+// writeCutoffs writes a run's cut-offs into table: batch_cutoffs_next
+// (run 0: the view has no run id) or batch_run_cutoffs.
+func writeCutoffs(ctx context.Context, q interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, table, topic string, run int64, cut cutoffs) error {
+	if len(cut) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	args := make([]any, 0, 4*len(cut))
+	b.WriteString("INSERT INTO `" + table + "` (topic, `partition`, next_offset")
+	if run > 0 {
+		b.WriteString(", run_id")
+	}
+	b.WriteString(") VALUES ")
+	for i, p := range slices.Sorted(maps.Keys(cut)) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		args = append(args, topic, p, cut[p])
+		if run > 0 {
+			b.WriteString("(?, ?, ?, ?)")
+			args = append(args, run)
+		} else {
+			b.WriteString("(?, ?, ?)")
+		}
+	}
+	if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
+		return fmt.Errorf("write %s: %w", table, err)
+	}
+	return nil
+}
+
 // mysqlRuns records runs in the batch_runs table.
 type mysqlRuns struct{ db *sql.DB }
 
@@ -302,8 +340,19 @@ func (r mysqlRuns) finish(ctx context.Context, run runRecord) error {
 	if run.Error != "" {
 		errText = sql.NullString{String: run.Error, Valid: true}
 	}
-	_, err := r.db.ExecContext(ctx, "UPDATE batch_runs SET finished_at = ?, rows_read = ?, cutoff = ?, status = ?, `error` = ? WHERE run_id = ?",
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record the end of run %d in batch_runs: %w", run.ID, err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, "UPDATE batch_runs SET finished_at = ?, rows_read = ?, cutoff = ?, status = ?, `error` = ? WHERE run_id = ?",
 		run.FinishedAt.UTC(), run.Rows, run.Cutoff, run.Status, errText, run.ID)
+	if err == nil {
+		err = writeCutoffs(ctx, tx, "batch_run_cutoffs", run.Topic, run.ID, run.Cutoffs)
+	}
+	if err == nil {
+		err = tx.Commit()
+	}
 	if err != nil {
 		return fmt.Errorf("record the end of run %d in batch_runs: %w", run.ID, err)
 	}

@@ -24,7 +24,7 @@ const (
 const RunsFile = "batch_runs.csv"
 
 // RunColumns are the columns of batch_runs (table and CSV file).
-var RunColumns = []string{"run_id", "started_at", "finished_at", "rows_read", "cutoff", "status", "error"}
+var RunColumns = []string{"run_id", "started_at", "finished_at", "rows_read", "cutoff", "status", "error", "cutoff_offsets"}
 
 const runTimeLayout = "2006-01-02 15:04:05.000000"
 
@@ -36,6 +36,8 @@ type runRecord struct {
 	Cutoff     string
 	Status     string
 	Error      string
+	Topic      string  // the validated topic of Cutoffs
+	Cutoffs    cutoffs // per partition: what the run's views cover
 }
 
 // runs records the start and the end of every run.
@@ -61,13 +63,21 @@ func (r *csvRuns) read() ([][]string, error) {
 	}
 	defer f.Close()
 	cr := csv.NewReader(f)
-	cr.FieldsPerRecord = len(RunColumns)
+	cr.FieldsPerRecord = -1
 	recs, err := cr.ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", r.path, err)
 	}
 	if len(recs) == 0 {
 		return nil, nil
+	}
+	// Files written before cutoff_offsets have one column less.
+	for i, rec := range recs {
+		if len(rec) == len(RunColumns)-1 {
+			recs[i] = append(rec, "")
+		} else if len(rec) != len(RunColumns) {
+			return nil, fmt.Errorf("read %s:%d: %d fields, want %d", r.path, i+1, len(rec), len(RunColumns))
+		}
 	}
 	for i, rec := range recs[1:] {
 		if _, err := strconv.ParseInt(rec[0], 10, 64); err != nil {
@@ -137,6 +147,10 @@ func (r runRecord) fields() []string {
 	if !r.FinishedAt.IsZero() {
 		finished = r.FinishedAt.UTC().Format(runTimeLayout)
 	}
+	offsets := ""
+	if len(r.Cutoffs) > 0 {
+		offsets = r.Topic + " " + r.Cutoffs.String()
+	}
 	return []string{strconv.FormatInt(r.ID, 10), r.StartedAt.UTC().Format(runTimeLayout), finished,
-		strconv.FormatInt(r.Rows, 10), r.Cutoff, r.Status, r.Error}
+		strconv.FormatInt(r.Rows, 10), r.Cutoff, r.Status, r.Error, offsets}
 }

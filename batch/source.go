@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -37,14 +40,14 @@ func statusBytes(b []byte) []byte {
 // streamQuery reads the stream results in event order: by timestamp, ties
 // in input order.
 const streamQuery = "SELECT transaction_id, card_id, merchant_name, `timestamp`, amount, location, " +
-	"transaction_type, related_transaction_id, status, pending_balance, decline_reason, seq " +
+	"transaction_type, related_transaction_id, status, pending_balance, decline_reason, seq, kafka_partition, kafka_offset " +
 	"FROM stream_transactions ORDER BY `timestamp`, seq"
 
 // readStreamMySQL streams stream_transactions into records of b's
 // capacity; rows are never held beyond the record being built.
 func readStreamMySQL(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, b *txBuilder, emit emitFunc) error {
+}, b *txBuilder, cut cutoffs, emit emitFunc) error {
 	rows, err := q.QueryContext(ctx, streamQuery)
 	if err != nil {
 		return fmt.Errorf("read stream_transactions: %w", err)
@@ -52,11 +55,13 @@ func readStreamMySQL(ctx context.Context, q interface {
 	defer rows.Close()
 	var raw [numTxCols]sql.RawBytes
 	var ts timestampScanner
-	dest := make([]any, numTxCols)
+	var pos txpipe.Position
+	dest := make([]any, numTxCols, numTxCols+2)
 	for i := range raw {
 		dest[i] = &raw[i]
 	}
 	dest[colTimestamp] = &ts
+	dest = append(dest, &pos.Partition, &pos.Offset)
 	var n int64
 	for rows.Next() {
 		n++
@@ -66,6 +71,7 @@ func readStreamMySQL(ctx context.Context, q interface {
 		if err := b.appendRaw(&raw, ts.v); err != nil {
 			return fmt.Errorf("read stream_transactions row %d (transaction_id %q): %w", n, raw[colID], err)
 		}
+		cut.add(pos)
 		if b.full() {
 			if err := emit(b.newRecord()); err != nil {
 				return err
@@ -160,9 +166,10 @@ func (e errStop) Error() string { return e.err.Error() }
 // readStreamCSV streams results/stream_transactions.csv in file order (the
 // order the stream sink wrote, which is event order) into records; seq is
 // the line number.
-func readStreamCSV(path string, b *txBuilder, emit emitFunc) error {
+func readStreamCSV(path string, b *txBuilder, cut cutoffs, emit emitFunc) error {
 	err := csvfile.ReadResults(path, func(r txpipe.Result, line int) error {
 		b.appendResult(&r)
+		cut.add(r.Pos)
 		if b.full() {
 			if err := emit(b.newRecord()); err != nil {
 				return errStop{err}
@@ -181,4 +188,30 @@ func readStreamCSV(path string, b *txBuilder, emit emitFunc) error {
 		return emit(rec)
 	}
 	return nil
+}
+
+// cutoffs are, per partition of the validated topic, the offset after the
+// last stream row a run read: the boundary between the batch views and
+// what the stream judged after them. Every row of a partition below it is
+// in the views (a sink writes a partition in offset order), none at or
+// above it.
+type cutoffs map[int32]int64
+
+func (c cutoffs) add(p txpipe.Position) {
+	if p.Offset >= 0 && p.Offset+1 > c[p.Partition] {
+		c[p.Partition] = p.Offset + 1
+	}
+}
+
+// String lists the cut-offs as "partition:offset" in partition order.
+func (c cutoffs) String() string {
+	parts := slices.Sorted(maps.Keys(c))
+	var b strings.Builder
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%d:%d", p, c[p])
+	}
+	return b.String()
 }

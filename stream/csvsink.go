@@ -128,7 +128,7 @@ func (s *CSVSink) Append(topic string, p int32, results []txpipe.Result, rejecte
 	w := csv.NewWriter(&b)
 	for _, r := range results {
 		s.rec = append(s.rec[:0], strconv.FormatInt(r.Seq, 10))
-		s.rec = csvfile.AppendResult(s.rec, r)
+		s.rec = csvfile.AppendStreamResult(s.rec, r)
 		w.Write(s.rec)
 	}
 	for _, r := range rejected {
@@ -163,7 +163,7 @@ func (s *CSVSink) Append(topic string, p int32, results []txpipe.Result, rejecte
 // order) and of the dead-letter topic into rejected_transactions.csv
 // (ordered by input order). Both files are replaced atomically.
 func MergeCSV(resultsDir string, t Topics) error {
-	if err := mergeTopic(resultsDir, t.Validated, csvfile.StreamFile, csvfile.ResultColumns, func(rec []string) string {
+	if err := mergeTopic(resultsDir, t.Validated, csvfile.StreamFile, csvfile.StreamColumns, func(rec []string) string {
 		return rec[4] + "\x00" + pad(rec[0]) // timestamp (column 3 after the seq), then seq
 	}); err != nil {
 		return err

@@ -350,13 +350,15 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 		b.next = r.Offset + 1
 		n++
 		source := func() string { return fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset) }
+		pos := txpipe.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 		if r.Topic == s.cfg.Topics.Validated {
 			res, err := DecodeResult(r.Value)
 			if err == nil {
+				res.Pos = pos
 				b.addResult(res, r.Offset)
 				return
 			}
-			rej := txpipe.Rejected{Raw: txpipe.RawTransaction{Merchant: truncate(string(r.Value), 200)}, Reason: txpipe.RejectBadJSON, Detail: "validated record: " + err.Error(), Source: source(), Seq: r.Offset}
+			rej := txpipe.Rejected{Raw: txpipe.RawTransaction{Merchant: truncate(string(r.Value), 200)}, Reason: txpipe.RejectBadJSON, Detail: "validated record: " + err.Error(), Source: source(), Seq: r.Offset, Pos: pos}
 			b.addRejected(rej, r.Offset)
 			return
 		}
@@ -367,6 +369,7 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 		if rej.Source == "" {
 			rej.Source = source()
 		}
+		rej.Pos = pos
 		b.addRejected(rej, r.Offset)
 	})
 	s.mu.Lock()

@@ -1,7 +1,6 @@
 package stream_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -124,22 +123,7 @@ func stStates(t *testing.T, brokers []string, topic string) map[string]string {
 func stSameFiles(t *testing.T, gotDir, wantDir string, files ...string) {
 	t.Helper()
 	for _, f := range files {
-		g, err := os.ReadFile(filepath.Join(gotDir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := os.ReadFile(filepath.Join(wantDir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(g, w) {
-			gl, wl := strings.Split(string(g), "\n"), strings.Split(string(w), "\n")
-			i := 0
-			for i < min(len(gl), len(wl)) && gl[i] == wl[i] {
-				i++
-			}
-			t.Errorf("%s differs from the single-consumer run (%d vs %d lines), first at line %d:\n got  %s\n want %s", f, len(gl), len(wl), i+1, gl[min(i, len(gl)-1)], wl[min(i, len(wl)-1)])
-		}
+		reftest.SameRows(t, filepath.Join(gotDir, f), filepath.Join(wantDir, f))
 	}
 }
 
@@ -439,9 +423,9 @@ func TestNewBrokerSameResults(t *testing.T) {
 	}
 	var b strings.Builder
 	w := csv.NewWriter(&b)
-	w.Write(csvfile.ResultColumns)
+	w.Write(csvfile.StreamColumns)
 	for _, r := range rows {
-		w.Write(csvfile.AppendResult(nil, r))
+		w.Write(csvfile.AppendStreamResult(nil, r))
 	}
 	w.Flush()
 	if b.String() != second {

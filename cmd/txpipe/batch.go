@@ -57,7 +57,7 @@ success; one summary line on stdout, logs on stderr.`,
 // runBatch runs the batch layer on the configured database, or on the CSV
 // files without one.
 func runBatch(ctx context.Context, cfg *config.Config, parquet, publish bool) (batch.Summary, error) {
-	o := batch.Options{DataDir: cfg.Data, ResultsDir: cfg.Results, Parquet: parquet, Log: slog.Default()}
+	o := batch.Options{DataDir: cfg.Data, ResultsDir: cfg.Results, Parquet: parquet, Log: slog.Default(), Topic: stream.TopicsFor(cfg.KafkaTopic).Validated}
 	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return batch.Summary{}, err

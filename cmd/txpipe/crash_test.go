@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/txpipe/txpipe/dataset"
 	"github.com/txpipe/txpipe/internal/mysqltest"
+	"github.com/txpipe/txpipe/internal/reftest"
 	"github.com/txpipe/txpipe/serving/csvfile"
 	"github.com/txpipe/txpipe/stream"
 	"github.com/txpipe/txpipe/stream/embedded"
@@ -107,23 +107,7 @@ func cardStates(t *testing.T, brokers []string, topic string) map[string]string 
 
 func sameFile(t *testing.T, got, want string) {
 	t.Helper()
-	g, err := os.ReadFile(got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := os.ReadFile(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(g, w) {
-		gl, wl := strings.Split(string(g), "\n"), strings.Split(string(w), "\n")
-		for i := 0; i < min(len(gl), len(wl)); i++ {
-			if gl[i] != wl[i] {
-				t.Fatalf("%s differs from the uninterrupted run at line %d:\n got  %s\n want %s\n(%d vs %d lines)", filepath.Base(got), i+1, gl[i], wl[i], len(gl), len(wl))
-			}
-		}
-		t.Fatalf("%s: %d lines, uninterrupted run %d", filepath.Base(got), len(gl), len(wl))
-	}
+	reftest.SameRows(t, got, want)
 }
 
 // TestConsumeSurvivesKill SIGKILLs a real `txpipe consume` process at
@@ -251,17 +235,8 @@ func TestConsumeSurvivesKill(t *testing.T) {
 // part, which names the topic.
 func sameRejected(t *testing.T, got, want string) {
 	t.Helper()
-	norm := func(path string) string {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := strings.ReplaceAll(string(b), "crash/", "TOPIC/")
-		return strings.ReplaceAll(s, "ref/", "TOPIC/")
-	}
-	if g, w := norm(got), norm(want); g != w {
-		t.Fatalf("rejected rows differ:\n%s\nvs\n%s", tail([]byte(g), 1500), tail([]byte(w), 1500))
-	}
+	topics := strings.NewReplacer("crash/", "TOPIC/", "ref/", "TOPIC/")
+	reftest.SameRows(t, got, want, topics.Replace)
 }
 
 func equalMaps(a, b map[string]string) bool {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -102,4 +103,52 @@ func readAll(tb testing.TB, path string) [][]string {
 		tb.Fatalf("read %s: %v", path, err)
 	}
 	return recs
+}
+
+// SameRows fails unless two CSV files of a stream view hold the same rows
+// in the same order, naming the first that differs. Kafka offsets and
+// topic names are left out: a run interrupted by crashes writes the same
+// rows at other offsets (an aborted transaction takes offsets too), and
+// tests name their topics apart. Each field goes through normalize, when
+// given, first.
+func SameRows(tb testing.TB, got, want string, normalize ...func(string) string) {
+	tb.Helper()
+	g, w := readAll(tb, got), readAll(tb, want)
+	for _, col := range []string{"kafka_offset", "kafka_topic"} {
+		g, w = dropColumn(g, col), dropColumn(w, col)
+	}
+	for _, n := range normalize {
+		for _, rows := range [][][]string{g, w} {
+			for _, r := range rows {
+				for i := range r {
+					r[i] = n(r[i])
+				}
+			}
+		}
+	}
+	for i := 0; i < min(len(g), len(w)); i++ {
+		if !slices.Equal(g[i], w[i]) {
+			tb.Fatalf("%s differs from the uninterrupted run at row %d:\n got  %q\n want %q\n(%d vs %d rows)", filepath.Base(got), i+1, g[i], w[i], len(g), len(w))
+		}
+	}
+	if len(g) != len(w) {
+		tb.Fatalf("%s: %d rows, the uninterrupted run's %d", filepath.Base(got), len(g), len(w))
+	}
+}
+
+// dropColumn removes the column named col (by the header) from rows.
+func dropColumn(rows [][]string, col string) [][]string {
+	if len(rows) == 0 {
+		return rows
+	}
+	i := slices.Index(rows[0], col)
+	if i < 0 {
+		return rows
+	}
+	for r := range rows {
+		if i < len(rows[r]) {
+			rows[r] = slices.Delete(rows[r], i, i+1)
+		}
+	}
+	return rows
 }

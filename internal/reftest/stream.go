@@ -43,25 +43,37 @@ func Judge(tb testing.TB, dataDir string) (*txpipe.Master, []txpipe.Result) {
 	txpipe.SortByEvent(txs)
 	ledger := txpipe.NewLedger(master)
 	results := make([]txpipe.Result, 0, len(txs))
+	next := map[int32]int64{}
 	for _, tx := range txs {
 		res, reason, detail := ledger.JudgeParsed(tx)
 		if reason != "" {
 			tb.Fatalf("transaction %d: %s: %s", tx.ID, reason, detail)
 		}
+		// Placed as the stream would: a card's results in one partition
+		// (of Partitions), in order.
+		p := int32(tx.CardID % Partitions)
+		res.Pos = txpipe.Position{Partition: p, Offset: next[p]}
+		next[p]++
 		results = append(results, res)
 	}
 	return master, results
 }
 
-// WriteResults writes result rows to path with csvfile's writer.
+// Partitions is the number of partitions Judge spreads its results over.
+const Partitions = 4
+
+// WriteResults writes result rows to path with csvfile's writer, as the
+// stream sink writes stream_transactions.csv (with the rows' positions).
 func WriteResults(tb testing.TB, path string, results []txpipe.Result) {
 	tb.Helper()
-	w, err := csvfile.Create(path, csvfile.ResultColumns)
+	w, err := csvfile.Create(path, csvfile.StreamColumns)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	var rec []string
 	for _, r := range results {
-		if err := w.WriteResult(r); err != nil {
+		rec = csvfile.AppendStreamResult(rec[:0], r)
+		if err := w.Write(rec); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -29,6 +29,7 @@ const (
 	CardsUpdatedFile = "cards_updated.csv"
 	CustomersUpdFile = "customers_updated.csv"
 	RejectedFile     = "rejected_transactions.csv"
+	CutoffsFile      = "batch_cutoffs.csv"
 )
 
 // Columns of the dataset files, in order.
@@ -435,6 +436,9 @@ func ReadResults(path string, fn func(r txpipe.Result, line int) error) error {
 		if i, ok := t.idx["decline_reason"]; ok && i < len(t.rec) {
 			r.DeclineReason = txpipe.DeclineReason(t.rec[i])
 		}
+		if r.Pos, err = t.position(); err != nil {
+			return err
+		}
 		r.Seq = int64(t.line)
 		if err := fn(r, t.line); err != nil {
 			return err
@@ -639,4 +643,23 @@ func (s *columnScanner) record() ([]byte, int, bool, error) {
 		}
 		line = line[i+1:]
 	}
+}
+
+// position reads the optional kafka_partition and kafka_offset columns of
+// a stream view: Unpositioned when the file has none or they are empty.
+func (t *table) position() (txpipe.Position, error) {
+	pi, ok1 := t.idx["kafka_partition"]
+	oi, ok2 := t.idx["kafka_offset"]
+	if !ok1 || !ok2 || pi >= len(t.rec) || oi >= len(t.rec) || (t.rec[pi] == "" && t.rec[oi] == "") {
+		return txpipe.Unpositioned, nil
+	}
+	p, err := strconv.ParseInt(t.rec[pi], 10, 32)
+	if err != nil || p < 0 {
+		return txpipe.Position{}, t.errf("kafka_partition", "%q is not a partition", t.rec[pi])
+	}
+	o, err := strconv.ParseInt(t.rec[oi], 10, 64)
+	if err != nil || o < 0 {
+		return txpipe.Position{}, t.errf("kafka_offset", "%q is not an offset", t.rec[oi])
+	}
+	return txpipe.Position{Partition: int32(p), Offset: o}, nil
 }

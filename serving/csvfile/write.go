@@ -14,8 +14,12 @@ import (
 // Columns of the result files, in order: the reference's columns first,
 // extra columns after them.
 var (
-	ResultColumns   = append(append([]string{}, txpipe.TransactionColumns...), "status", "pending_balance", "decline_reason")
-	RejectedColumns = []string{"transaction_id", "reason", "source", "card_id", "merchant_name", "timestamp", "amount", "location", "transaction_type", "related_transaction_id", "detail"}
+	ResultColumns = append(append([]string{}, txpipe.TransactionColumns...), "status", "pending_balance", "decline_reason")
+	// StreamColumns are those of stream_transactions.csv: a result and the
+	// partition and offset of its record on the validated topic.
+	StreamColumns   = append(append([]string{}, ResultColumns...), "kafka_partition", "kafka_offset")
+	RejectedColumns = []string{"transaction_id", "reason", "source", "card_id", "merchant_name", "timestamp", "amount", "location", "transaction_type", "related_transaction_id", "detail",
+		"kafka_topic", "kafka_partition", "kafka_offset"}
 )
 
 // Writer writes a CSV file atomically: rows go to a temporary file beside
@@ -140,6 +144,21 @@ func AppendCardType(rec []string, c txpipe.CardType) []string {
 // AppendRejected appends the fields of a rejected row (RejectedColumns).
 func AppendRejected(rec []string, r txpipe.Rejected) []string {
 	x := r.Raw
-	return append(rec, x.TransactionID, string(r.Reason), r.Source, x.CardID, x.Merchant, x.Timestamp,
-		x.Amount, x.Location, x.Type, x.RelatedID, r.Detail)
+	rec = append(rec, x.TransactionID, string(r.Reason), r.Source, x.CardID, x.Merchant, x.Timestamp,
+		x.Amount, x.Location, x.Type, x.RelatedID, r.Detail, r.Pos.Topic)
+	return appendPos(rec, r.Pos)
+}
+
+// AppendStreamResult appends the fields of a stream_transactions row
+// (StreamColumns).
+func AppendStreamResult(rec []string, r txpipe.Result) []string {
+	return appendPos(AppendResult(rec, r), r.Pos)
+}
+
+// appendPos appends a position's partition and offset, empty when unknown.
+func appendPos(rec []string, p txpipe.Position) []string {
+	if p.Offset < 0 {
+		return append(rec, "", "")
+	}
+	return append(rec, strconv.FormatInt(int64(p.Partition), 10), strconv.FormatInt(p.Offset, 10))
 }

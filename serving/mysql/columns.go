@@ -104,11 +104,13 @@ func clamp(s string, limit int) string {
 // rejectedColumns are the columns of rejected_transactions as the loaders
 // write them; rejectedRow gives the values.
 var rejectedColumns = []string{"source", "transaction_id", "reason", "card_id", "merchant_name", "timestamp", "amount",
-	"location", "transaction_type", "related_transaction_id", "detail", "seq"}
+	"location", "transaction_type", "related_transaction_id", "detail", "seq", "kafka_topic", "kafka_partition", "kafka_offset"}
 
 // rejectedWidths are the widths of rejected_transactions (00001_schema.sql).
 var rejectedWidths = []int{255, 255, 64, 255, 255, 64, 64, 512, 64, 255, 1024, 0}
 
+// rejectedRow gives the values of rejectedColumns; the rows of load_rejected
+// are the first 12 of them.
 func rejectedRow(row []any, r *txpipe.Rejected, seq int64) []any {
 	x := &r.Raw
 	vals := [...]string{r.Source, x.TransactionID, string(r.Reason), x.CardID, x.Merchant, x.Timestamp, x.Amount,
@@ -116,10 +118,14 @@ func rejectedRow(row []any, r *txpipe.Rejected, seq int64) []any {
 	for i, v := range vals {
 		row = append(row, clamp(v, rejectedWidths[i]))
 	}
-	return append(row, seq)
+	return append(row, seq, clamp(r.Pos.Topic, 255), int64(r.Pos.Partition), r.Pos.Offset)
 }
 
-var rejectedTable = bulkTable{name: "rejected_transactions", cols: rejectedColumns, upsert: true, update: rejectedColumns[1:]}
+// rejectedTable is keyed by the rows' Kafka positions, which are unique.
+var rejectedTable = bulkTable{name: "rejected_transactions", cols: rejectedColumns, upsert: true, update: rejectedColumns[:12]}
+
+// loadRejectedTable holds the rows `load initial` could not load, by source.
+var loadRejectedTable = bulkTable{name: "load_rejected", cols: rejectedColumns[:12], upsert: true, update: rejectedColumns[1:12]}
 
 // nullIfEmpty maps "" to NULL.
 func nullIfEmpty(s string) any {

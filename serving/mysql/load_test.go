@@ -255,9 +255,12 @@ func TestLoadTransactionsRejects(t *testing.T) {
 			if r := rejected[6]; r.Raw.Merchant != "Shop I" || !strings.Contains(r.Detail, "line 2") {
 				t.Errorf("duplicate reject %+v", r)
 			}
-			got := dump(t, db, "rejected_transactions", "seq")
+			got := dump(t, db, "load_rejected", "seq")
 			if len(got) != len(wantRejects) {
-				t.Fatalf("rejected_transactions has %d rows", len(got))
+				t.Fatalf("load_rejected has %d rows", len(got))
+			}
+			if n := count(t, db, "rejected_transactions"); n != 0 {
+				t.Errorf("rejected_transactions has %d rows: it holds the stream's dead letters only", n)
 			}
 			// source, transaction_id, reason, card_id, merchant_name, ..., seq
 			if r := got[5]; r[0] != "transactions.csv:9" || r[1] != "8" || r[2] != "unknown_card" || r[3] != "999" || r[4] != "Shop H" || r[11] != "9" {
@@ -284,8 +287,8 @@ func TestLoadTransactionsRejects(t *testing.T) {
 			if n := count(t, db, "transactions"); n != 1 {
 				t.Errorf("transactions has %d rows after the second load", n)
 			}
-			if got := dump(t, db, "rejected_transactions", "seq"); len(got) != 1 || got[0][0] != "transactions.csv:3" {
-				t.Errorf("rejected_transactions after the second load: %q", got)
+			if got := dump(t, db, "load_rejected", "seq"); len(got) != 1 || got[0][0] != "transactions.csv:3" {
+				t.Errorf("load_rejected after the second load: %q", got)
 			}
 		})
 	}
@@ -405,8 +408,8 @@ func TestLoadResultsColumns(t *testing.T) {
 			}
 			got := dump(t, db, "stream_transactions", "seq")
 			want := [][]string{
-				{"1", "1", `Shop, "A"`, "2025-04-01 01:21:09", "131.76", "Line\nbreak 10859", "purchase", "<NULL>", "declined", "120.67", "location_mismatch", "2"},
-				{"2", "1", `Shop\B`, "2025-04-01 01:21:10", "-1.00", "Here 10001", "refund", "1", "pending", "119.67", "", "4"},
+				{"1", "1", `Shop, "A"`, "2025-04-01 01:21:09", "131.76", "Line\nbreak 10859", "purchase", "<NULL>", "declined", "120.67", "location_mismatch", "2", "-1", "-1"},
+				{"2", "1", `Shop\B`, "2025-04-01 01:21:10", "-1.00", "Here 10001", "refund", "1", "pending", "119.67", "", "4", "-1", "-1"},
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("stream_transactions =\n%q\nwant\n%q", got, want)

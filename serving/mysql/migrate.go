@@ -23,25 +23,42 @@ func Migrate(ctx context.Context, db *sql.DB) error {
 	return migrate(ctx, db, slog.New(slog.DiscardHandler))
 }
 
-func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
-	p, err := goose.NewProvider(goose.DialectMySQL, db, migrations.FS,
+// NewMigrations returns the migrations of txpipe's schema (the SQL files of
+// package migrations and the Go migrations here), for tools and tests that
+// step through them.
+func NewMigrations(db *sql.DB) (*goose.Provider, error) {
+	return goose.NewProvider(goose.DialectMySQL, db, migrations.FS,
 		goose.WithSessionLocker(advisoryLock{}),
-		goose.WithDisableGlobalRegistry(true))
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(positionsMigration))
+}
+
+func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	p, err := NewMigrations(db)
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	results, err := p.Up(ctx)
 	for _, r := range results {
-		log.Info("migration applied", "migration", path.Base(r.Source.Path), "duration", r.Duration)
+		log.Info("migration applied", "migration", migrationName(r.Source), "duration", r.Duration)
 	}
 	if err != nil {
 		var pe *goose.PartialError
 		if errors.As(err, &pe) && pe.Failed != nil && pe.Failed.Source != nil {
-			return fmt.Errorf("migration %s failed: %w", path.Base(pe.Failed.Source.Path), pe.Err)
+			return fmt.Errorf("migration %s failed: %w", migrationName(pe.Failed.Source), pe.Err)
 		}
 		return fmt.Errorf("migrations: %w", err)
 	}
 	return verifySchema(ctx, db)
+}
+
+// migrationName names a migration in logs and errors: its file, or its
+// version for a Go migration.
+func migrationName(s *goose.Source) string {
+	if s.Path == "" {
+		return fmt.Sprintf("version %d (Go)", s.Version)
+	}
+	return path.Base(s.Path)
 }
 
 // verifySchema checks that every table the migrations create has their
@@ -131,6 +148,14 @@ func migrationColumns() ([]migratedTable, error) {
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("migrations: no CREATE TABLE found")
+	}
+	// The columns Go migrations add.
+	for _, add := range positionColumns {
+		for i := range out {
+			if out[i].name == add.name {
+				out[i].cols = append(out[i].cols, add.cols...)
+			}
+		}
 	}
 	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
 	"github.com/txpipe/txpipe/internal/mysqltest"
 )
 
@@ -48,11 +49,14 @@ func TestOpenMigratesIdempotently(t *testing.T) {
 func TestOpenFinishesAnInterruptedMigration(t *testing.T) {
 	cfg := mysqltest.NewDatabase(t)
 	db := openCfg(t, cfg)
-	// Undo the record of the last migration but keep one of its tables.
+	// Undo the record of the last migrations but keep some of their
+	// tables and columns: version 3 (Go) done halfway, version 4 partly.
 	for _, q := range []string{
-		"DROP TABLE batch_runs",
-		"DROP TABLE customers_updated",
-		"DELETE FROM goose_db_version WHERE version_id = 2",
+		"DROP TABLE load_rejected",
+		"DROP TABLE batch_cutoffs",
+		"ALTER TABLE rejected_transactions DROP PRIMARY KEY, ADD PRIMARY KEY (source)",
+		"ALTER TABLE rejected_transactions DROP COLUMN kafka_topic, DROP COLUMN kafka_partition, DROP COLUMN kafka_offset",
+		"DELETE FROM goose_db_version WHERE version_id >= 3",
 	} {
 		if _, err := db.SQL.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -63,7 +67,7 @@ func TestOpenFinishesAnInterruptedMigration(t *testing.T) {
 		t.Fatalf("Open after an interrupted migration: %v", err)
 	}
 	defer db2.Close()
-	for _, table := range []string{"batch_transactions", "cards_updated", "customers_updated", "batch_runs"} {
+	for _, table := range []string{"batch_transactions", "cards_updated", "customers_updated", "batch_runs", "load_rejected", "batch_cutoffs", "rejected_transactions"} {
 		if n := count(t, db2, table); n != 0 {
 			t.Errorf("%s has %d rows", table, n)
 		}
@@ -132,8 +136,11 @@ func TestMigrationColumns(t *testing.T) {
 	for _, tc := range tables {
 		got[tc.name] = tc.cols
 	}
-	if len(got) != 11 {
-		t.Errorf("%d tables, want 11: %v", len(got), got)
+	if len(got) != 14 {
+		t.Errorf("%d tables, want 14: %v", len(got), got)
+	}
+	if c := got["rejected_transactions"]; !strings.HasSuffix(strings.Join(c, ","), ",seq,kafka_topic,kafka_partition,kafka_offset") {
+		t.Errorf("rejected_transactions columns %v: the Go migration's columns are missing", c)
 	}
 	if c := got["sink_offsets"]; strings.Join(c, ",") != "consumer,topic,partition,next_offset,topic_id" {
 		t.Errorf("sink_offsets columns %v", c)
@@ -250,5 +257,40 @@ func TestOpenGivesUpWhenContextEnds(t *testing.T) {
 	}
 	if n := rec.count("database unreachable, retrying"); n != 1 {
 		t.Errorf("logged unreachable %d times, want once", n)
+	}
+}
+
+// TestPositionsMigrationKeepsRows: a database written before version 3
+// keeps its rows: stream rows get unknown positions (-1), rejected rows
+// are keyed by their source, so two with the same position stay apart.
+func TestPositionsMigrationKeepsRows(t *testing.T) {
+	cfg := mysqltest.NewDatabase(t)
+	db := openCfg(t, cfg, WithMigrations(false))
+	p, err := NewMigrations(db.SQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO stream_transactions (transaction_id, card_id, merchant_name, `timestamp`, amount, location, transaction_type, status, pending_balance, seq) VALUES (1, 1, 'M', '2025-01-01 00:00:00', 1.00, 'L 10001', 'purchase', 'pending', 1.00, 1)",
+		"INSERT INTO rejected_transactions (source, transaction_id, reason, card_id, merchant_name, `timestamp`, amount, location, transaction_type, related_transaction_id, detail) VALUES ('transactions.csv:3', 'x', 'bad_transaction_id', '', '', '', '', '', '', '', ''), ('transactions/0/7', 'y', 'bad_json', '', '', '', '', '', '', '', '')",
+	} {
+		if _, err := db.SQL.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db2 := openCfg(t, cfg)
+	if got := dump(t, db2, "stream_transactions", "transaction_id"); len(got) != 1 || got[0][12] != "-1" || got[0][13] != "-1" {
+		t.Errorf("stream_transactions after the migration: %q", got)
+	}
+	got := dump(t, db2, "rejected_transactions", "source")
+	if len(got) != 2 || got[0][12] != "transactions.csv:3" || got[1][12] != "transactions/0/7" || got[0][13] != "-1" {
+		t.Errorf("rejected_transactions after the migration: %q", got)
+	}
+	pk, err := primaryKey(context.Background(), db2.SQL, "rejected_transactions")
+	if err != nil || pk != "kafka_topic,kafka_partition,kafka_offset" {
+		t.Errorf("primary key of rejected_transactions = %q, %v", pk, err)
 	}
 }

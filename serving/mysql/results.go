@@ -141,7 +141,7 @@ func (db *DB) LoadResults(ctx context.Context, table, path string) (int, error) 
 // StreamRows reads stream_transactions in event order (timestamp, seq).
 func (db *DB) StreamRows(ctx context.Context) ([]txpipe.Result, error) {
 	rows, err := db.SQL.QueryContext(ctx, "SELECT transaction_id, card_id, merchant_name, `timestamp`, amount, location, "+
-		"transaction_type, related_transaction_id, status, pending_balance, decline_reason, seq "+
+		"transaction_type, related_transaction_id, status, pending_balance, decline_reason, seq, kafka_partition, kafka_offset "+
 		"FROM stream_transactions ORDER BY `timestamp`, seq")
 	if err != nil {
 		return nil, fmt.Errorf("read stream_transactions: %w", err)
@@ -157,7 +157,7 @@ func (db *DB) StreamRows(ctx context.Context) ([]txpipe.Result, error) {
 			status, reason  string
 		)
 		if err := rows.Scan(&r.ID, &r.CardID, &r.Merchant, &ts, &amount, &r.Location, &r.Type, &related,
-			&status, &pending, &reason, &r.Seq); err != nil {
+			&status, &pending, &reason, &r.Seq, &r.Pos.Partition, &r.Pos.Offset); err != nil {
 			return nil, fmt.Errorf("read stream_transactions: %w", err)
 		}
 		if r.Amount, err = txpipe.ParseMoney(amount); err != nil {

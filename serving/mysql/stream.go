@@ -13,7 +13,7 @@ import (
 // StreamColumns are the columns of stream_transactions that WriteStream
 // writes, in the order of streamArgs.
 var StreamColumns = []string{"transaction_id", "card_id", "merchant_name", "timestamp", "amount", "location",
-	"transaction_type", "related_transaction_id", "status", "pending_balance", "decline_reason", "seq"}
+	"transaction_type", "related_transaction_id", "status", "pending_balance", "decline_reason", "seq", "kafka_partition", "kafka_offset"}
 
 var streamTable = bulkTable{name: "stream_transactions", cols: StreamColumns, upsert: true, update: StreamColumns[1:]}
 
@@ -35,7 +35,7 @@ const (
 // WriteStream writes what a stream sink consumed in ONE transaction: the
 // results are upserted into stream_transactions (every column from the
 // new row, so replaying a batch after a crash is harmless), the rejected
-// rows into rejected_transactions (by source), and the consumer's next
+// rows into rejected_transactions (by Kafka position), and the consumer's next
 // offsets into sink_offsets. On any error nothing is written; IsTransient
 // says whether to retry.
 //
@@ -54,7 +54,7 @@ func (db *DB) writeStream(ctx context.Context, mode streamMode, consumer string,
 		if err := db.writeResults(ctx, tx, mode, results); err != nil {
 			return fmt.Errorf("write stream_transactions: %w", err)
 		}
-		if err := db.writeRejected(ctx, tx, rejected); err != nil {
+		if err := db.writeRejected(ctx, tx, rejectedTable, rejected); err != nil {
 			return fmt.Errorf("write rejected_transactions: %w", err)
 		}
 		if len(offsets) > 0 {
@@ -73,7 +73,8 @@ func (db *DB) writeStream(ctx context.Context, mode streamMode, consumer string,
 // streamArgs appends a result's values for StreamColumns.
 func streamArgs(args []any, r *txpipe.Result) []any {
 	return append(args, r.ID, r.CardID, r.Merchant, r.Timestamp.Format(txpipe.TimestampLayout), r.Amount.String(),
-		r.Location, r.Type, nullIfEmpty(r.RelatedID), string(r.Status), r.PendingBalance.String(), string(r.DeclineReason), r.Seq)
+		r.Location, r.Type, nullIfEmpty(r.RelatedID), string(r.Status), r.PendingBalance.String(), string(r.DeclineReason), r.Seq,
+		int64(r.Pos.Partition), r.Pos.Offset)
 }
 
 // AppendStreamRow appends a result as a LOAD DATA text line (the
@@ -106,6 +107,10 @@ func AppendStreamRow(b []byte, r *txpipe.Result) []byte {
 	b = AppendLoadText(b, string(r.DeclineReason))
 	b = append(b, '\t')
 	b = strconv.AppendInt(b, r.Seq, 10)
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, int64(r.Pos.Partition), 10)
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, r.Pos.Offset, 10)
 	return append(b, '\n')
 }
 

@@ -41,6 +41,7 @@ func makeResults(n int, first int64) []txpipe.Result {
 				Type: "purchase", Seq: id,
 			},
 			Status: txpipe.StatusPending, PendingBalance: txpipe.Money(id * 11),
+			Pos:    txpipe.Position{Partition: int32(id % 3), Offset: id},
 		}
 		if id%5 == 0 {
 			r.Status, r.DeclineReason = txpipe.StatusDeclined, txpipe.DeclineLocation
@@ -59,8 +60,8 @@ func makeResults(n int, first int64) []txpipe.Result {
 func TestWriteStreamReplay(t *testing.T) {
 	results := makeResults(2345, 1) // two full batches and a part
 	rejected := []txpipe.Rejected{
-		{Raw: txpipe.RawTransaction{TransactionID: "x", CardID: "1", Merchant: "M\tq"}, Reason: txpipe.RejectTransactionID, Detail: "bad id", Source: "transactions/0/17"},
-		{Raw: txpipe.RawTransaction{}, Reason: txpipe.RejectBadJSON, Detail: "unexpected end of JSON input", Source: "transactions/1/5"},
+		{Raw: txpipe.RawTransaction{TransactionID: "x", CardID: "1", Merchant: "M\tq"}, Reason: txpipe.RejectTransactionID, Detail: "bad id", Source: "transactions/0/17", Pos: txpipe.Position{Topic: "transactions.dlq", Partition: 0, Offset: 3}},
+		{Raw: txpipe.RawTransaction{}, Reason: txpipe.RejectBadJSON, Detail: "unexpected end of JSON input", Source: "transactions/1/5", Pos: txpipe.Position{Topic: "transactions.dlq", Partition: 1, Offset: 0}},
 	}
 	offsets := []txpipe.Offset{{Topic: "validated", Partition: 0, Next: 1200}, {Topic: "validated", Partition: 1, Next: 1146}, {Topic: "other", Partition: 0, Next: 7}}
 	for _, m := range streamModes {

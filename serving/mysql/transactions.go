@@ -24,9 +24,10 @@ var transactionColumns = append(append([]string{}, txpipe.TransactionColumns...)
 // ParseTransaction refuses, a card that is not in the cards table
 // (unknown_card) or a transaction id already loaded from an earlier line
 // (duplicate_transaction_id; the first accepted row wins). They are
-// returned and upserted into rejected_transactions, with Source
+// returned and upserted into load_rejected, with Source
 // "transactions.csv:line" (the file's base name), replacing the rejects of
-// an earlier load of a file of that name. seq is the line number.
+// an earlier load of a file of that name. seq is the line number. (The
+// stream's own rejected rows, rejected_transactions, come from Kafka.)
 //
 // A text field longer than its column, or not UTF-8, fails the whole load
 // with an error naming the file, line and column.
@@ -102,10 +103,10 @@ func (db *DB) LoadTransactions(ctx context.Context, path string) (loaded int, re
 			return fmt.Errorf("load %s: %w", path, err)
 		}
 		prefix := file + ":"
-		if _, err := tx.ExecContext(ctx, "DELETE FROM rejected_transactions WHERE LEFT(source, ?) = ?", len([]rune(prefix)), prefix); err != nil {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM load_rejected WHERE LEFT(source, ?) = ?", len([]rune(prefix)), prefix); err != nil {
 			return fmt.Errorf("drop the earlier rejects of %s: %w", file, err)
 		}
-		if err := db.writeRejected(ctx, tx, rejected); err != nil {
+		if err := db.writeRejected(ctx, tx, loadRejectedTable, rejected); err != nil {
 			return fmt.Errorf("load %s: %w", path, err)
 		}
 		return nil
@@ -116,13 +117,14 @@ func (db *DB) LoadTransactions(ctx context.Context, path string) (loaded int, re
 	return int(n), rejected, nil
 }
 
-// writeRejected upserts rejected rows by source.
-func (db *DB) writeRejected(ctx context.Context, tx *sql.Tx, rejected []txpipe.Rejected) error {
+// writeRejected upserts rejected rows into t (rejectedTable, keyed by
+// Kafka position, or loadRejectedTable, keyed by source).
+func (db *DB) writeRejected(ctx context.Context, tx *sql.Tx, t bulkTable, rejected []txpipe.Rejected) error {
 	if len(rejected) == 0 {
 		return nil
 	}
-	_, err := db.insertRows(ctx, tx, rejectedTable, sliceSource(len(rejected), func(i int, row []any) []any {
-		return rejectedRow(row, &rejected[i], seqOf(rejected[i].Source))
+	_, err := db.insertRows(ctx, tx, t, sliceSource(len(rejected), func(i int, row []any) []any {
+		return rejectedRow(row, &rejected[i], seqOf(rejected[i].Source))[:len(t.cols)]
 	}), 500)
 	return err
 }
