@@ -41,7 +41,7 @@ func makeResults(n int, first int64) []txpipe.Result {
 				Type: "purchase", Seq: id,
 			},
 			Status: txpipe.StatusPending, PendingBalance: txpipe.Money(id * 11),
-			Pos:    txpipe.Position{Partition: int32(id % 3), Offset: id},
+			Pos: txpipe.Position{Partition: int32(id % 3), Offset: id},
 		}
 		if id%5 == 0 {
 			r.Status, r.DeclineReason = txpipe.StatusDeclined, txpipe.DeclineLocation
