@@ -2,199 +2,248 @@ package txpipe
 
 import (
 	"fmt"
+	"time"
 )
 
-// RecentIDs is how many transaction ids per card a Ledger remembers to
-// catch a transaction sent twice.
-const RecentIDs = 16
+// DefaultDedupHorizon is how long, in event time, a card remembers the
+// transaction ids it judged: a payment's id is its idempotency key, and a
+// repeat within the horizon is rejected as duplicate_transaction_id.
+const DefaultDedupHorizon = 7 * 24 * time.Hour
 
-// CardState is what the stream layer keeps per card: its pending balance
-// and the ids of its most recent transactions, oldest first.
-type CardState struct {
-	Pending Money
-	Recent  []int64
+// MasterData is what judging needs of the master data.
+type MasterData interface {
+	// Card returns a card's master data.
+	Card(id int64) (Card, bool)
+	// HomeZIP returns the ZIP of a customer's address ("" when unknown).
+	HomeZIP(customerID int64) string
 }
 
-// cardEntry is a card's master data and, once it has one, its state.
-type cardEntry struct {
-	card     Card
-	known    bool // the card is in the master data
-	hasState bool
-	pending  Money
-	recent   [RecentIDs]int64 // a ring: the n most recent ids end at head-1
-	n, head  int
+// MasterIndex is MasterData kept in maps. It is not safe for concurrent
+// use: the stream layer replaces a shared one instead of changing it.
+type MasterIndex struct {
+	cards map[int64]Card
+	zips  map[int64]string
 }
 
-func (e *cardEntry) seen(id int64) bool {
-	for i := 0; i < e.n; i++ {
-		if e.recent[i] == id {
-			return true
+// NewMasterIndex indexes master data (which may be nil).
+func NewMasterIndex(m *Master) *MasterIndex {
+	x := &MasterIndex{cards: map[int64]Card{}, zips: map[int64]string{}}
+	if m != nil {
+		for _, c := range m.Customers {
+			x.SetCustomer(c)
+		}
+		for _, c := range m.Cards {
+			x.SetCard(c)
 		}
 	}
-	return false
+	return x
 }
 
-func (e *cardEntry) remember(id int64) {
-	e.recent[e.head] = id
-	e.head = (e.head + 1) % RecentIDs
-	if e.n < RecentIDs {
-		e.n++
-	}
+// SetCard adds or replaces a card.
+func (x *MasterIndex) SetCard(c Card) { x.cards[c.ID] = c }
+
+// SetCustomer adds or replaces a customer.
+func (x *MasterIndex) SetCustomer(c Customer) { x.zips[c.ID] = ZIP(c.Address) }
+
+// Card implements MasterData.
+func (x *MasterIndex) Card(id int64) (Card, bool) {
+	c, ok := x.cards[id]
+	return c, ok
 }
 
-func (e *cardEntry) state() CardState {
-	var s CardState
-	e.stateInto(&s)
-	return s
+// HomeZIP implements MasterData.
+func (x *MasterIndex) HomeZIP(customerID int64) string { return x.zips[customerID] }
+
+// Cards is the number of cards.
+func (x *MasterIndex) Cards() int { return len(x.cards) }
+
+// Clone returns a copy that can be changed without changing x.
+func (x *MasterIndex) Clone() *MasterIndex {
+	c := &MasterIndex{cards: make(map[int64]Card, len(x.cards)), zips: make(map[int64]string, len(x.zips))}
+	for k, v := range x.cards {
+		c.cards[k] = v
+	}
+	for k, v := range x.zips {
+		c.zips[k] = v
+	}
+	return c
 }
 
-func (e *cardEntry) stateInto(s *CardState) {
-	s.Pending, s.Recent = e.pending, s.Recent[:0]
-	start := (e.head - e.n + RecentIDs) % RecentIDs
-	for i := 0; i < e.n; i++ {
-		s.Recent = append(s.Recent, e.recent[(start+i)%RecentIDs])
-	}
+// CardState is what the stream layer keeps per card: its pending balance,
+// the latest event time it judged, and the transactions it judged within
+// the dedup horizon of that time, in the order judged.
+type CardState struct {
+	Pending Money
+	Last    int64    // unix seconds of the latest event judged; meaningful when len(Seen) > 0 or after a judgement
+	Seen    []SeenID // oldest first
 }
 
-func (e *cardEntry) restore(s CardState) {
-	e.hasState, e.pending, e.n, e.head = true, s.Pending, 0, 0
-	recent := s.Recent
-	if len(recent) > RecentIDs {
-		recent = recent[len(recent)-RecentIDs:]
-	}
-	for _, id := range recent {
-		e.remember(id)
-	}
+// SeenID is a judged transaction id and its event time (unix seconds).
+type SeenID struct {
+	ID, At int64
+}
+
+// cardState is a card's state in a Ledger. ids and ats are parallel: the
+// judged ids and their event times, in the order judged; entries older
+// than last − horizon are dropped when a batch settles.
+type cardState struct {
+	pending Money
+	last    int64
+	ids     []int64
+	ats     []int64
 }
 
 // Ledger judges transactions in event order against the master data and
-// keeps each card's running pending balance. It is pure: the stream layer
-// persists and restores its state, the batch and tests use it directly. It
-// is not safe for concurrent use.
+// keeps each card's running pending balance and its recent transaction
+// ids. It is pure; the stream layer keeps one per input partition (the
+// cards of a partition), persists its state and restores it. It is not
+// safe for concurrent use.
 type Ledger struct {
-	cards map[int64]*cardEntry
-	zips  map[int64]string // customer id → ZIP of the address
+	master  MasterData
+	horizon int64 // seconds
+	cards   map[int64]*cardState
 }
 
-// NewLedger returns a ledger over the master data (which may be nil and
-// filled later with SetCard and SetCustomer).
-func NewLedger(m *Master) *Ledger {
-	l := &Ledger{cards: map[int64]*cardEntry{}, zips: map[int64]string{}}
-	if m != nil {
-		for _, c := range m.Customers {
-			l.SetCustomer(c)
+// NewLedger returns an empty ledger over master data. A transaction id is
+// a duplicate when the card judged it at an event time no older than the
+// card's latest event time (or the new transaction's, if later) minus the
+// horizon (DefaultDedupHorizon when ≤ 0).
+func NewLedger(master MasterData, horizon time.Duration) *Ledger {
+	if horizon <= 0 {
+		horizon = DefaultDedupHorizon
+	}
+	return &Ledger{master: master, horizon: int64(horizon / time.Second), cards: map[int64]*cardState{}}
+}
+
+// SetMaster replaces the master data the next judgements use (a new limit
+// takes effect for the next transaction); the cards' states are kept.
+func (l *Ledger) SetMaster(m MasterData) { l.master = m }
+
+// State returns a card's state: a card never judged starts at its current
+// balance. ok is false for a card with neither master data nor a state.
+func (l *Ledger) State(cardID int64) (CardState, bool) {
+	if e := l.cards[cardID]; e != nil {
+		s := CardState{Pending: e.pending, Last: e.last, Seen: make([]SeenID, 0, len(e.ids))}
+		for i, id := range e.ids {
+			if e.ats[i] >= e.last-l.horizon {
+				s.Seen = append(s.Seen, SeenID{ID: id, At: e.ats[i]})
+			}
 		}
-		for _, c := range m.Cards {
-			l.SetCard(c)
+		return s, true
+	}
+	c, ok := l.master.Card(cardID)
+	return CardState{Pending: c.CurrentBalance}, ok
+}
+
+// Restore sets a card's state, as read back from a checkpoint; ids older
+// than the horizon are dropped.
+func (l *Ledger) Restore(cardID int64, s CardState) {
+	e := &cardState{pending: s.Pending, last: s.Last}
+	for _, seen := range s.Seen {
+		if seen.At >= s.Last-l.horizon {
+			e.ids, e.ats = append(e.ids, seen.ID), append(e.ats, seen.At)
 		}
 	}
-	return l
+	l.cards[cardID] = e
 }
 
-func (l *Ledger) entry(id int64) *cardEntry {
-	e := l.cards[id]
+// Replay applies a judgement that was taken and committed before (a result
+// read back from the stream): the card's pending balance after it, and its
+// id and event time.
+func (l *Ledger) Replay(cardID, id int64, at time.Time, pending Money) {
+	e := l.entry(cardID, 0)
+	e.pending = pending
+	l.remember(e, id, at.Unix())
+}
+
+// Cards lists the cards that have a state.
+func (l *Ledger) Cards() []int64 {
+	out := make([]int64, 0, len(l.cards))
+	for id := range l.cards {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Remembered is the number of ids the ledger holds.
+func (l *Ledger) Remembered() int {
+	n := 0
+	for _, e := range l.cards {
+		n += len(e.ids)
+	}
+	return n
+}
+
+func (l *Ledger) entry(cardID int64, balance Money) *cardState {
+	e := l.cards[cardID]
 	if e == nil {
-		e = &cardEntry{}
-		l.cards[id] = e
+		e = &cardState{pending: balance, last: minEventTime}
+		l.cards[cardID] = e
 	}
 	return e
 }
 
-// SetCard adds or replaces a card's master data (a new limit takes effect
-// for the next transaction). The card's pending balance is kept.
-func (l *Ledger) SetCard(c Card) {
-	e := l.entry(c.ID)
-	e.card, e.known = c, true
-}
+// minEventTime is the latest event time of a card that judged nothing.
+const minEventTime = -1 << 62
 
-// SetCustomer adds or replaces a customer's master data.
-func (l *Ledger) SetCustomer(c Customer) { l.zips[c.ID] = ZIP(c.Address) }
-
-// Card returns a card's master data.
-func (l *Ledger) Card(id int64) (Card, bool) {
-	if e := l.cards[id]; e != nil && e.known {
-		return e.card, true
-	}
-	return Card{}, false
-}
-
-// State returns a card's current state; a card never judged starts at its
-// current balance. ok is false for a card with neither master data nor a
-// state.
-func (l *Ledger) State(cardID int64) (s CardState, ok bool) {
-	e := l.cards[cardID]
-	switch {
-	case e == nil:
-		return CardState{}, false
-	case e.hasState:
-		return e.state(), true
-	}
-	return CardState{Pending: e.card.CurrentBalance}, e.known
-}
-
-// StateInto is State, reusing s's memory.
-func (l *Ledger) StateInto(cardID int64, s *CardState) bool {
-	e := l.cards[cardID]
-	switch {
-	case e == nil:
-		*s = CardState{Recent: s.Recent[:0]}
-		return false
-	case e.hasState:
-		e.stateInto(s)
-		return true
-	}
-	s.Pending, s.Recent = e.card.CurrentBalance, s.Recent[:0]
-	return e.known
-}
-
-// HasState reports whether a card has a state of its own (judged or
-// restored), as opposed to starting at its current balance.
-func (l *Ledger) HasState(cardID int64) bool {
-	e := l.cards[cardID]
-	return e != nil && e.hasState
+func (l *Ledger) remember(e *cardState, id, at int64) {
+	e.ids, e.ats = append(e.ids, id), append(e.ats, at)
+	e.last = max(e.last, at)
 }
 
 // Snapshot is a card's state as it was, to roll back to (see Rollback).
 type Snapshot struct {
-	hasState bool
-	pending  Money
-	recent   [RecentIDs]int64
-	n, head  int
+	exists  bool
+	pending Money
+	last    int64
+	n       int
 }
 
-// HasState reports whether the card had a state of its own then.
-func (s Snapshot) HasState() bool { return s.hasState }
-
-// Snapshot returns a card's current state, without allocating; ok is false
-// for a card the ledger does not know.
-func (l *Ledger) Snapshot(cardID int64) (s Snapshot, ok bool) {
+// Snapshot returns a card's current state, without allocating. Between a
+// snapshot and Rollback or Settle, judgements only append ids.
+func (l *Ledger) Snapshot(cardID int64) Snapshot {
 	e := l.cards[cardID]
 	if e == nil {
-		return s, false
+		return Snapshot{}
 	}
-	return Snapshot{hasState: e.hasState, pending: e.pending, recent: e.recent, n: e.n, head: e.head}, true
+	return Snapshot{exists: true, pending: e.pending, last: e.last, n: len(e.ids)}
 }
 
-// Rollback puts a card back in the state of a snapshot.
+// Rollback puts a card back in the state of a snapshot (its transaction
+// aborted).
 func (l *Ledger) Rollback(cardID int64, s Snapshot) {
-	e := l.entry(cardID)
-	e.hasState, e.pending, e.recent, e.n, e.head = s.hasState, s.pending, s.recent, s.n, s.head
-}
-
-// Restore sets a card's state, as read back from its checkpoint.
-func (l *Ledger) Restore(cardID int64, s CardState) { l.entry(cardID).restore(s) }
-
-// Forget drops a card's state (its partition went to another process).
-func (l *Ledger) Forget(cardID int64) {
-	e := l.cards[cardID]
-	if e == nil {
-		return
-	}
-	if !e.known {
+	if !s.exists {
 		delete(l.cards, cardID)
 		return
 	}
-	e.hasState, e.pending, e.n, e.head = false, 0, 0, 0
+	e := l.cards[cardID]
+	if e == nil {
+		return
+	}
+	e.pending, e.last = s.pending, s.last
+	clear(e.ids[s.n:]) // keep no stale ids past the length
+	e.ids, e.ats = e.ids[:s.n], e.ats[:s.n]
+}
+
+// Settle forgets a card's ids that fell out of the horizon, once the
+// judgements since its snapshot are committed.
+func (l *Ledger) Settle(cardID int64) {
+	e := l.cards[cardID]
+	if e == nil {
+		return
+	}
+	i := 0
+	for i < len(e.ats) && e.ats[i] < e.last-l.horizon {
+		i++
+	}
+	if i == 0 {
+		return
+	}
+	if n := len(e.ids) - i; n < cap(e.ids)/2 { // compact: no unbounded leak at the front
+		e.ids, e.ats = append(make([]int64, 0, 2*n+1), e.ids[i:]...), append(make([]int64, 0, 2*n+1), e.ats[i:]...)
+		return
+	}
+	e.ids, e.ats = e.ids[i:], e.ats[i:]
 }
 
 // Judge decides one raw transaction. It returns either the result, with
@@ -209,18 +258,21 @@ func (l *Ledger) Judge(raw RawTransaction) (Result, RejectReason, string) {
 
 // JudgeParsed decides a transaction whose fields are already checked.
 func (l *Ledger) JudgeParsed(tx Transaction) (Result, RejectReason, string) {
-	e := l.cards[tx.CardID]
-	if e == nil || !e.known {
+	card, ok := l.master.Card(tx.CardID)
+	if !ok {
 		return Result{}, RejectUnknownCard, fmt.Sprintf("card %d is not in the master data", tx.CardID)
 	}
-	if !e.hasState {
-		e.hasState, e.pending = true, e.card.CurrentBalance
+	e := l.entry(tx.CardID, card.CurrentBalance)
+	at := tx.Timestamp.Unix()
+	from := max(e.last, at) - l.horizon
+	for i, id := range e.ids {
+		if id == tx.ID && e.ats[i] >= from {
+			return Result{}, RejectDuplicate, fmt.Sprintf("transaction %d was already judged on card %d (event time %s, within the dedup horizon of %s)",
+				tx.ID, tx.CardID, time.Unix(e.ats[i], 0).UTC().Format(TimestampLayout), time.Duration(l.horizon)*time.Second)
+		}
 	}
-	if e.seen(tx.ID) {
-		return Result{}, RejectDuplicate, fmt.Sprintf("transaction %d was already judged on card %d", tx.ID, tx.CardID)
-	}
-	status, why, pending := decide(tx.Amount, ZIP(tx.Location), e.card.CreditLimit, l.zips[e.card.CustomerID], e.pending)
+	status, why, pending := decide(tx.Amount, ZIP(tx.Location), card.CreditLimit, l.master.HomeZIP(card.CustomerID), e.pending)
 	e.pending = pending
-	e.remember(tx.ID)
-	return Result{Transaction: tx, Status: status, PendingBalance: pending, DeclineReason: why}, "", ""
+	l.remember(e, tx.ID, at)
+	return Result{Transaction: tx, Status: status, PendingBalance: pending, DeclineReason: why, Pos: Unpositioned}, "", ""
 }

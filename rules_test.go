@@ -2,6 +2,7 @@ package txpipe
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -304,76 +305,152 @@ func FuzzParseTimestamp(f *testing.F) {
 	})
 }
 
-func TestLedgerStateAndDuplicates(t *testing.T) {
-	m := &Master{
+func testMaster() *MasterIndex {
+	return NewMasterIndex(&Master{
 		Customers: []Customer{{ID: 1, Address: "1 Main St, Albany, NY 12207"}},
-		Cards:     []Card{{ID: 7, CustomerID: 1, CreditLimit: 100000, CurrentBalance: 500}},
+		Cards:     []Card{{ID: 7, CustomerID: 1, CreditLimit: 10000000, CurrentBalance: 500}},
+	})
+}
+
+// TestLedgerDedupHorizon: a transaction id is a duplicate when the card
+// judged it at an event time within the horizon of the card's latest event
+// time (or the repeat's own, if later); the horizon is event time, not
+// arrival order.
+func TestLedgerDedupHorizon(t *testing.T) {
+	base, _ := ParseTimestamp("2025-04-01 00:00:00")
+	day := 24 * time.Hour
+	type step struct {
+		id   int64
+		at   time.Duration // after base
+		want RejectReason
 	}
-	l := NewLedger(m)
-	if s, ok := l.State(7); !ok || s.Pending != 500 || l.HasState(7) {
+	for _, tc := range []struct {
+		name    string
+		horizon time.Duration
+		steps   []step
+	}{
+		{"repeat at once", 0, []step{{1, 0, ""}, {1, 0, RejectDuplicate}}},
+		{"repeat 10,000 later within the horizon", 0, append(append([]step{{1, 0, ""}}, func() []step {
+			var s []step
+			for i := int64(2); i <= 10001; i++ {
+				s = append(s, step{i, time.Duration(i) * time.Second, ""})
+			}
+			return s
+		}()...), step{1, 10002 * time.Second, RejectDuplicate})},
+		{"repeat exactly at the horizon", 0, []step{{1, 0, ""}, {2, 7 * day, ""}, {1, 7 * day, RejectDuplicate}}},
+		{"repeat a second past the horizon of the latest event", 0, []step{{1, 0, ""}, {2, 7*day + time.Second, ""}, {1, 7*day + time.Second, ""}}},
+		{"the latest event time counts, not the repeat's", 0, []step{{1, 0, ""}, {2, 8 * day, ""}, {1, 0, ""}}},
+		{"a late repeat within the horizon", 0, []step{{1, 3 * day, ""}, {2, 4 * day, ""}, {1, 0, RejectDuplicate}}},
+		{"a repeat with a later event time", 0, []step{{1, 0, ""}, {1, 6 * day, RejectDuplicate}}},
+		{"a later repeat past the horizon", 0, []step{{1, 0, ""}, {1, 7*day + time.Second, ""}}},
+		{"short horizon", time.Hour, []step{{1, 0, ""}, {1, time.Hour, RejectDuplicate}, {2, 2 * time.Hour, ""}, {1, 2 * time.Hour, ""}}},
+		{"ids of other cards are not duplicates", 0, []step{{1, 0, ""}, {-1, 0, ""}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testMaster()
+			m.SetCard(Card{ID: 8, CustomerID: 1, CreditLimit: 10000000})
+			l := NewLedger(m, tc.horizon)
+			for i, st := range tc.steps {
+				card, id := int64(7), st.id
+				if id < 0 { // the id of step 0 on another card
+					card, id = 8, -id
+				}
+				tx := Transaction{ID: id, CardID: card, Timestamp: base.Add(st.at), Amount: 1, Location: "x NY 12180"}
+				_, reason, detail := l.JudgeParsed(tx)
+				if reason != st.want {
+					t.Fatalf("step %d (id %d at +%s): %q (%s), want %q", i, id, st.at, reason, detail, st.want)
+				}
+				l.Settle(card)
+			}
+			// A ledger restored from the state decides the same.
+			s, _ := l.State(7)
+			l2 := NewLedger(m, tc.horizon)
+			l2.Restore(7, s)
+			last := tc.steps[len(tc.steps)-1]
+			for _, id := range []int64{1, 2, 99} {
+				tx := Transaction{ID: id, CardID: 7, Timestamp: base.Add(last.at), Amount: 1, Location: "x NY 12180"}
+				_, r1, _ := l.JudgeParsed(tx)
+				_, r2, _ := l2.JudgeParsed(tx)
+				if r1 != r2 {
+					t.Fatalf("id %d: the ledger says %q, the restored one %q", id, r1, r2)
+				}
+			}
+		})
+	}
+}
+
+func TestLedgerStateRestoreRollback(t *testing.T) {
+	m := testMaster()
+	l := NewLedger(m, time.Hour)
+	if s, ok := l.State(7); !ok || s.Pending != 500 || len(s.Seen) != 0 {
 		t.Fatalf("a card never judged starts at its current balance: %+v %v", s, ok)
 	}
 	if _, ok := l.State(8); ok {
 		t.Fatal("an unknown card has no state")
 	}
 	ts, _ := ParseTimestamp("2025-04-01 00:00:00")
-	tx := func(id int64) Transaction {
-		return Transaction{ID: id, CardID: 7, Timestamp: ts, Amount: 100, Location: "x NY 12180"}
+	tx := func(id int64, after time.Duration) Transaction {
+		return Transaction{ID: id, CardID: 7, Timestamp: ts.Add(after), Amount: 100, Location: "x NY 12180"}
 	}
-	for id := int64(1); id <= RecentIDs+2; id++ {
-		if _, reason, _ := l.JudgeParsed(tx(id)); reason != "" {
+	for id := int64(1); id <= 5; id++ {
+		if _, reason, _ := l.JudgeParsed(tx(id, time.Duration(id)*20*time.Minute)); reason != "" {
 			t.Fatalf("transaction %d: %s", id, reason)
 		}
-	}
-	if _, reason, _ := l.JudgeParsed(tx(RecentIDs + 2)); reason != RejectDuplicate {
-		t.Fatalf("the last id again: %q, want duplicate", reason)
-	}
-	if _, reason, _ := l.JudgeParsed(tx(3)); reason != RejectDuplicate {
-		t.Fatalf("an id within the window: %q, want duplicate", reason)
+		l.Settle(7)
 	}
 	s, _ := l.State(7)
-	if s.Pending != 500+100*(RecentIDs+2) || len(s.Recent) != RecentIDs || s.Recent[0] != 3 || s.Recent[RecentIDs-1] != RecentIDs+2 {
+	// 5 judged at +20…+100 min; the horizon of the last (+100) keeps +40 on.
+	if s.Pending != 1000 || s.Last != ts.Add(100*time.Minute).Unix() || len(s.Seen) != 4 || s.Seen[0].ID != 2 || s.Seen[3].ID != 5 {
 		t.Fatalf("state %+v", s)
 	}
-	// Restore and Forget: what a checkpoint gives back, and a revoke.
-	l2 := NewLedger(m)
+	if l.Remembered() != 4 {
+		t.Errorf("remembered %d ids, want 4 (settled past the horizon)", l.Remembered())
+	}
+	// Restore: what a checkpoint gives back.
+	l2 := NewLedger(m, time.Hour)
 	l2.Restore(7, s)
-	if got, _ := l2.State(7); got.Pending != s.Pending || !slices.Equal(got.Recent, s.Recent) {
+	if got, _ := l2.State(7); !reflect.DeepEqual(got, s) {
 		t.Fatalf("restored %+v, want %+v", got, s)
 	}
-	l2.Forget(7)
-	if got, _ := l2.State(7); got.Pending != 500 || len(got.Recent) != 0 {
-		t.Fatalf("after Forget %+v", got)
+	// Replay: a committed result read back.
+	l2.Replay(7, 6, ts.Add(2*time.Hour), 1100)
+	l.JudgeParsed(tx(6, 2*time.Hour))
+	a, _ := l.State(7)
+	b, _ := l2.State(7)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("replayed %+v, judged %+v", b, a)
 	}
 	// Snapshot and Rollback: an aborted batch puts its cards back.
-	snap, ok := l.Snapshot(7)
-	if !ok || !snap.HasState() {
-		t.Fatalf("snapshot of a judged card: %v %v", ok, snap.HasState())
-	}
+	snap := l.Snapshot(7)
 	for id := int64(100); id < 105; id++ {
-		l.JudgeParsed(tx(id))
+		l.JudgeParsed(tx(id, 3*time.Hour))
 	}
 	l.Rollback(7, snap)
-	if got, _ := l.State(7); got.Pending != s.Pending || !slices.Equal(got.Recent, s.Recent) {
-		t.Fatalf("after Rollback %+v, want %+v", got, s)
+	if got, _ := l.State(7); !reflect.DeepEqual(got, a) {
+		t.Fatalf("after Rollback %+v, want %+v", got, a)
 	}
-	fresh, _ := l2.Snapshot(7) // l2's card 7 was forgotten: no state of its own
-	l2.JudgeParsed(tx(1))
-	l2.Rollback(7, fresh)
-	if got, _ := l2.State(7); l2.HasState(7) || got.Pending != 500 || len(got.Recent) != 0 {
-		t.Fatalf("rollback to no state: %+v (has state %v)", got, l2.HasState(7))
+	if _, reason, _ := l.JudgeParsed(tx(100, 3*time.Hour)); reason != "" {
+		t.Fatalf("an id of the rolled-back batch: %q", reason)
 	}
-	if _, ok := l.Snapshot(8); ok {
-		t.Fatal("an unknown card has no snapshot")
+	fresh := NewLedger(m, 0)
+	snap = fresh.Snapshot(7) // no state of its own
+	fresh.JudgeParsed(tx(1, 0))
+	fresh.Rollback(7, snap)
+	if got, _ := fresh.State(7); got.Pending != 500 || len(got.Seen) != 0 || len(fresh.Cards()) != 0 {
+		t.Fatalf("rollback to no state: %+v", got)
 	}
 	// A limit change keeps the pending balance.
-	c := m.Cards[0]
-	c.CreditLimit = 200
-	l.SetCard(c)
-	if got, _ := l.State(7); got.Pending != s.Pending {
-		t.Fatalf("SetCard changed the pending balance: %+v", got)
+	cur, _ := l.State(7)
+	m2 := m.Clone()
+	m2.SetCard(Card{ID: 7, CustomerID: 1, CreditLimit: 200, CurrentBalance: 500})
+	l.SetMaster(m2)
+	if got, _ := l.State(7); got.Pending != cur.Pending {
+		t.Fatalf("a new limit changed the pending balance: %+v", got)
 	}
-	if res, _, _ := l.JudgeParsed(tx(1000)); res.DeclineReason != DeclineOverHalf {
+	if res, _, _ := l.JudgeParsed(tx(1000, 3*time.Hour)); res.DeclineReason != DeclineOverHalf {
 		t.Fatalf("the new limit was not applied: %+v", res)
+	}
+	if c, _ := m.Card(7); c.CreditLimit != 10000000 {
+		t.Fatal("Clone shares the cards with its source")
 	}
 }

@@ -493,50 +493,39 @@ func DecodeRejected(b []byte) (txpipe.Rejected, error) {
 	return r, err
 }
 
-// EncodeState appends a card's checkpointed state: pending balance and its
-// recent transaction ids.
+// EncodeState appends a card's checkpointed state: its pending balance and
+// the latest event time it judged (its ids go to segments of their own).
 func EncodeState(b []byte, s txpipe.CardState) []byte {
 	b = append(b, `{"pending":`...)
 	b = s.Pending.Append(b)
-	b = append(b, `,"recent":"`...)
-	for i, id := range s.Recent {
-		if i > 0 {
-			b = append(b, ' ')
-		}
-		b = strconv.AppendInt(b, id, 10)
-	}
-	return append(b, `"}`...)
+	b = append(b, `,"last":`...)
+	b = strconv.AppendInt(b, s.Last, 10)
+	return append(b, '}')
 }
 
 // DecodeState reads a card's checkpointed state.
 func DecodeState(b []byte) (txpipe.CardState, error) {
 	var s txpipe.CardState
 	var pending []byte
+	haveLast := false
 	err := flatObject(b, func(key string, val []byte, isString, isNull bool) error {
 		switch key {
 		case "pending":
 			pending = append(pending[:0], val...)
-		case "recent":
-			for len(val) > 0 {
-				j := 0
-				for j < len(val) && val[j] != ' ' {
-					j++
-				}
-				id, err := strconv.ParseInt(string(val[:j]), 10, 64)
-				if err != nil {
-					return fmt.Errorf("recent id %q: %w", val[:j], err)
-				}
-				s.Recent = append(s.Recent, id)
-				if j < len(val) {
-					j++
-				}
-				val = val[j:]
+		case "last":
+			n, err := strconv.ParseInt(string(val), 10, 64)
+			if err != nil {
+				return fmt.Errorf("last %q: %w", val, err)
 			}
+			s.Last, haveLast = n, true
 		}
 		return nil
 	})
 	if err != nil {
 		return s, err
+	}
+	if !haveLast {
+		return s, errors.New("card state: no last event time")
 	}
 	s.Pending, err = txpipe.ParseMoney(string(pending))
 	return s, err

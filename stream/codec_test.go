@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/txpipe/txpipe"
@@ -64,10 +65,26 @@ func FuzzDecodeTransaction(f *testing.F) {
 }
 
 func TestStateRoundTrip(t *testing.T) {
-	for _, s := range []txpipe.CardState{{Pending: -1234}, {Pending: 5, Recent: []int64{1, 2, 99999999999}}} {
+	for _, s := range []txpipe.CardState{{Pending: -1234, Last: -5}, {Pending: 5, Last: 1743465600}} {
 		got, err := DecodeState(EncodeState(nil, s))
-		if err != nil || got.Pending != s.Pending || len(got.Recent) != len(s.Recent) {
+		if err != nil || got.Pending != s.Pending || got.Last != s.Last {
 			t.Fatalf("state round trip %+v: %+v, %v", s, got, err)
+		}
+	}
+	if _, err := DecodeState([]byte(`{"pending":1.00}`)); err == nil {
+		t.Fatal("a state without its last event time was accepted")
+	}
+}
+
+func TestSegmentRoundTrip(t *testing.T) {
+	in := []segEntry{{card: 1, id: 2, at: 1743465600}, {card: 1 << 40, id: 1<<62 + 5, at: -62135596800}, {card: 7, id: 1, at: 0}}
+	got, err := decodeSegment(encodeSegment(in))
+	if err != nil || !slices.Equal(got, in) {
+		t.Fatalf("segment round trip: %v, %v", got, err)
+	}
+	for _, bad := range [][]byte{nil, {2}, {1, 0x80}, {1, 1, 2}} {
+		if _, err := decodeSegment(bad); err == nil {
+			t.Errorf("segment %x accepted", bad)
 		}
 	}
 }

@@ -105,8 +105,6 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	return s, nil
 }
 
-func tp(topic string, p int32) txpipe.Offset { return txpipe.Offset{Topic: topic, Partition: p} }
-
 // adjust starts each newly assigned partition where its sinks left off:
 // the smaller of the CSV and database positions; records a sink already
 // holds are skipped for that sink.

@@ -115,7 +115,7 @@ func stStates(t *testing.T, brokers []string, topic string) map[string]string {
 	}
 	out := make(map[string]string, len(states))
 	for id, s := range states {
-		out[strconv.FormatInt(id, 10)] = fmt.Sprintf("pending %s, recent %v", s.Pending, s.Recent)
+		out[strconv.FormatInt(id, 10)] = fmt.Sprintf("pending %s, last %d, seen %v", s.Pending, s.Last, s.Seen)
 	}
 	return out
 }
@@ -516,7 +516,7 @@ func TestQuietPartitionsAreCheckpointed(t *testing.T) {
 			case r.Topic == topics.Validated:
 				lastResult[r.Partition] = r.Offset
 				results++
-			case string(r.Key) == "checkpoint":
+			case string(r.Key) == stream.LedgerName+"/m":
 				marker[r.Partition] = string(r.Value)
 			}
 		})

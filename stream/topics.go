@@ -24,20 +24,24 @@ type Topics struct {
 	Input     string // transactions, keyed by card id
 	Validated string // judged transactions, same partition as their input
 	DLQ       string // rows that could not be judged
-	State     string // checkpoints of the card states, same partition as the card's input (compacted)
-	Cards     string // master data: cards with their limits (compacted)
-	Customers string // master data: customers with their addresses (compacted)
+	// Repartition holds records moved to their card's partition (a foreign
+	// producer keyed them otherwise, or not at all).
+	Repartition string
+	State       string // checkpoints of the card states, same partition as the card's input (compacted)
+	Cards       string // master data: cards with their limits (compacted)
+	Customers   string // master data: customers with their addresses (compacted)
 }
 
 // TopicsFor derives every topic name from the input topic.
 func TopicsFor(input string) Topics {
 	return Topics{
-		Input:     input,
-		Validated: input + ".validated",
-		DLQ:       input + ".dlq",
-		State:     input + ".card-state",
-		Cards:     "txpipe.cards",
-		Customers: "txpipe.customers",
+		Input:       input,
+		Validated:   input + ".validated",
+		DLQ:         input + ".dlq",
+		Repartition: input + ".repartition",
+		State:       input + ".card-state",
+		Cards:       "txpipe.cards",
+		Customers:   "txpipe.customers",
 	}
 }
 
@@ -85,7 +89,7 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, t Topics, partitions int3
 	for _, tc := range []struct {
 		name string
 		cfg  map[string]*string
-	}{{t.Validated, nil}, {t.DLQ, nil}, {t.State, stateCfg}} {
+	}{{t.Validated, nil}, {t.DLQ, nil}, {t.Repartition, nil}, {t.State, stateCfg}} {
 		if err := createTopic(ctx, adm, tc.name, n, tc.cfg); err != nil {
 			return 0, err
 		}

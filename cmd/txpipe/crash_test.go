@@ -100,7 +100,7 @@ func cardStates(t *testing.T, brokers []string, topic string) map[string]string 
 	}
 	out := make(map[string]string, len(states))
 	for id, s := range states {
-		out[strconv.FormatInt(id, 10)] = fmt.Sprintf("pending %s, recent %v", s.Pending, s.Recent)
+		out[strconv.FormatInt(id, 10)] = fmt.Sprintf("pending %s, last %d, seen %v", s.Pending, s.Last, s.Seen)
 	}
 	return out
 }

@@ -41,7 +41,7 @@ func Judge(tb testing.TB, dataDir string) (*txpipe.Master, []txpipe.Result) {
 		txs = append(txs, tx)
 	}
 	txpipe.SortByEvent(txs)
-	ledger := txpipe.NewLedger(master)
+	ledger := txpipe.NewLedger(txpipe.NewMasterIndex(master), 0)
 	results := make([]txpipe.Result, 0, len(txs))
 	next := map[int32]int64{}
 	for _, tx := range txs {
