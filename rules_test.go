@@ -454,3 +454,25 @@ func TestLedgerStateRestoreRollback(t *testing.T) {
 		t.Fatal("Clone shares the cards with its source")
 	}
 }
+
+func TestEventBefore(t *testing.T) {
+	ts, _ := ParseTimestamp("2025-04-01 00:00:00")
+	r := func(sec int, seq int64, p int32, off int64) *Result {
+		return &Result{Transaction: Transaction{Timestamp: ts.Add(time.Duration(sec) * time.Second), Seq: seq}, Pos: Position{Partition: p, Offset: off}}
+	}
+	for _, tc := range []struct {
+		a, b *Result
+		want bool
+	}{
+		{r(0, 9, 9, 9), r(1, 0, 0, 0), true},
+		{r(1, 0, 0, 0), r(0, 9, 9, 9), false},
+		{r(0, 1, 9, 9), r(0, 2, 0, 0), true},
+		{r(0, 1, 1, 9), r(0, 1, 2, 0), true},
+		{r(0, 1, 1, 1), r(0, 1, 1, 2), true},
+		{r(0, 1, 1, 2), r(0, 1, 1, 2), false},
+	} {
+		if got := EventBefore(tc.a, tc.b); got != tc.want {
+			t.Errorf("EventBefore(%+v, %+v) = %v", tc.a, tc.b, got)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/batch"
+	"github.com/txpipe/txpipe/serving/csvfile"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
 	"github.com/txpipe/txpipe/stream"
 )
@@ -38,6 +39,10 @@ func (a storeAdapter) WriteStream(ctx context.Context, consumer string, results 
 
 func (a storeAdapter) Offsets(ctx context.Context, consumer, topic string) (map[int32]txpipe.Offset, error) {
 	return a.db.Offsets(ctx, consumer, topic)
+}
+
+func (a storeAdapter) ResetPartition(ctx context.Context, consumer, topic string, partition int32, streamRows bool) error {
+	return a.db.ResetPartition(ctx, consumer, topic, partition, streamRows)
 }
 
 // database is a database the run created.
@@ -181,10 +186,15 @@ func (b *bencher) sinkStage(ctx context.Context, rep *Report) error {
 	group := b.topic("sink")
 	var spent time.Duration
 	var calls int
+	segs, err := csvfile.NewSegments(filepath.Join(b.tmp, "sink-results"))
+	if err != nil {
+		return err
+	}
+	defer segs.CloseAll()
 	s, err := stream.NewSink(stream.SinkConfig{
 		Brokers: b.brokers, Topics: b.val.topics, Group: group, Instance: "bench",
-		ResultsDir: filepath.Join(b.tmp, "sink-results"), Store: storeAdapter{sinkDB.db, &spent, &calls}, Consumer: group,
-		Transient: mysqlstore.IsTransient, Log: b.log,
+		Outputs: []stream.Output{segs, stream.StoreOutput(storeAdapter{sinkDB.db, &spent, &calls}, group, b.val.topics, mysqlstore.IsTransient, b.log)},
+		Log:     b.log,
 	})
 	if err != nil {
 		return err

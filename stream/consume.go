@@ -11,6 +11,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/txpipe/txpipe/internal/retry"
+	"github.com/txpipe/txpipe/serving/csvfile"
 )
 
 // ConsumeConfig configures Consume: a validator and a sink in one process.
@@ -24,14 +27,27 @@ type ConsumeConfig struct {
 	Transient  func(error) bool
 	// UntilIdle stops after this long without a record (0: until ctx ends).
 	UntilIdle time.Duration
+	// BrokerBound is how long --until-idle waits for a broker that went
+	// away before it gives up with an error (default 1 minute).
+	BrokerBound time.Duration
 	// Done, when set, is polled and stops the run once it reports true.
 	Done     func(ConsumeStats) bool
 	MaxBatch int
 	// CheckpointEvery and CheckpointInterval are the validator's.
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
-	Log                *slog.Logger
-	ClientOpts         []kgo.Opt
+	DedupHorizon       time.Duration
+	// StopTimeout bounds how long a stop waits for writes in flight
+	// (DefaultStopTimeout when zero).
+	StopTimeout time.Duration
+	// StatusEvery is how often a status line is logged (default 10 s;
+	// negative: never); one is logged at the end too.
+	StatusEvery time.Duration
+	Clock       Clock
+	Log         *slog.Logger
+	ClientOpts  []kgo.Opt
+
+	afterCommit func(records int) // for tests: see EngineConfig
 }
 
 // ConsumeStats counts what a Consume run did.
@@ -42,25 +58,42 @@ type ConsumeStats struct {
 
 // Consume runs the validator and the sink until ctx ends, the stream has
 // been idle for UntilIdle, or Done says so; it then lets both commit what
-// is in flight, leaves the groups and merges the CSV segments into the
-// results files.
+// is in flight (the sink within StopTimeout), leaves the groups and merges
+// the CSV segments into the results files.
 func Consume(ctx context.Context, cfg ConsumeConfig) (ConsumeStats, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.StatusEvery == 0 {
+		cfg.StatusEvery = 10 * time.Second
+	}
+	if cfg.BrokerBound <= 0 {
+		cfg.BrokerBound = time.Minute
+	}
 	start := time.Now()
 	vcfg := ValidatorConfig{
 		Brokers: cfg.Brokers, Topics: cfg.Topics, Group: cfg.Group, Instance: cfg.Instance,
-		MaxBatch: cfg.MaxBatch, CheckpointEvery: cfg.CheckpointEvery, CheckpointInterval: cfg.CheckpointInterval, Log: cfg.Log, ClientOpts: cfg.ClientOpts,
+		MaxBatch: cfg.MaxBatch, CheckpointEvery: cfg.CheckpointEvery, CheckpointInterval: cfg.CheckpointInterval,
+		DedupHorizon: cfg.DedupHorizon, Clock: cfg.Clock, Log: cfg.Log, ClientOpts: cfg.ClientOpts,
+		afterCommit: cfg.afterCommit,
 	}
 	first, err := NewValidator(ctx, vcfg)
 	if err != nil {
 		return ConsumeStats{}, err
 	}
+	segs, err := csvfile.NewSegments(cfg.ResultsDir)
+	if err != nil {
+		first.Close()
+		return ConsumeStats{}, err
+	}
+	defer segs.CloseAll()
+	outputs := []Output{segs}
+	if cfg.Store != nil {
+		outputs = append(outputs, StoreOutput(cfg.Store, cfg.Group+".sink", cfg.Topics, cfg.Transient, cfg.Log))
+	}
 	s, err := NewSink(SinkConfig{
 		Brokers: cfg.Brokers, Topics: cfg.Topics, Group: cfg.Group + ".sink", Instance: cfg.Instance,
-		ResultsDir: cfg.ResultsDir, Store: cfg.Store, Consumer: cfg.Group + ".sink", Transient: cfg.Transient,
-		Log: cfg.Log, ClientOpts: cfg.ClientOpts,
+		Outputs: outputs, StopTimeout: cfg.StopTimeout, Log: cfg.Log, ClientOpts: cfg.ClientOpts,
 	})
 	if err != nil {
 		first.Close()
@@ -80,11 +113,16 @@ func Consume(ctx context.Context, cfg ConsumeConfig) (ConsumeStats, error) {
 		vs := sup.stats()
 		return ConsumeStats{Judged: vs.Processed, Rejected: vs.Rejected, Written: s.Written(), Elapsed: time.Since(start)}
 	}
+	merge := func() error {
+		return csvfile.Merge(cfg.ResultsDir, cfg.Topics.Validated, cfg.Topics.DLQ)
+	}
+	status := &statusLine{cfg: cfg, sink: s, start: start}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var runErr error
 	vDone, sDone := false, false
-	merged := int64(0) // rows written when the CSV files were last merged
+	merged := int64(0)       // rows written when the CSV files were last merged
+	var brokerDown time.Time // since when --until-idle could not reach the broker
 loop:
 	for {
 		select {
@@ -98,6 +136,7 @@ loop:
 			break loop
 		case <-tick.C:
 			st := stats()
+			status.maybeLog(ctx, st, false)
 			if cfg.Done != nil && cfg.Done(st) {
 				break loop
 			}
@@ -106,7 +145,7 @@ loop:
 			// A stream at rest gets its CSV files rewritten in event order,
 			// so readers (and the batch) see everything written so far.
 			if w := s.Written(); w != merged && idle >= time.Second {
-				if err := MergeCSV(cfg.ResultsDir, cfg.Topics); err != nil {
+				if err := merge(); err != nil {
 					cfg.Log.Warn("merge CSV results", "err", err)
 				}
 				merged = w
@@ -114,20 +153,23 @@ loop:
 			// Idle means no record for UntilIdle, nothing left for the
 			// validators' group to judge, and the sink at the end of every
 			// partition it reads (not still joining its group or waiting
-			// for its first fetch).
+			// for its first fetch). A broker that cannot be asked for that
+			// longer than BrokerBound ends the run with an error.
 			if cfg.UntilIdle > 0 && idle >= cfg.UntilIdle {
-				lag, err := groupLag(ctx, cfg, cfg.Group, cfg.Topics.Input)
+				done, err := idleNow(ctx, cfg, s)
 				if err != nil {
-					cfg.Log.Debug("group lag", "err", err)
+					if brokerDown.IsZero() {
+						brokerDown = time.Now()
+					}
+					if time.Since(brokerDown) > cfg.BrokerBound {
+						runErr = fmt.Errorf("--until-idle: the broker %v did not answer for %s: %w", cfg.Brokers, cfg.BrokerBound, err)
+						break loop
+					}
+					cfg.Log.Debug("idle check", "err", err)
 					continue
 				}
-				if lag > 0 {
-					continue
-				}
-				caughtUp, err := s.CaughtUp(ctx)
-				if err != nil {
-					cfg.Log.Debug("sink position", "err", err)
-				} else if caughtUp {
+				brokerDown = time.Time{}
+				if done {
 					cfg.Log.Info("idle, stopping", "idle_for", cfg.UntilIdle)
 					break loop
 				}
@@ -153,13 +195,62 @@ loop:
 	// Static members do not leave on close (so a restart gets its
 	// partitions back at once); a deliberate stop hands them over now.
 	leaveGroups(cfg, cfg.Group, cfg.Group+".sink")
-	if err := MergeCSV(cfg.ResultsDir, cfg.Topics); err != nil && runErr == nil {
+	if err := merge(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("merge CSV results: %w", err)
 	}
 	if errors.Is(runErr, context.Canceled) && !errors.Is(runErr, errFatal) {
 		runErr = nil
 	}
-	return stats(), runErr
+	st := stats()
+	status.maybeLog(context.Background(), st, true)
+	return st, runErr
+}
+
+// idleNow reports whether nothing is left to do: the validators' group has
+// no lag and the sink is at the end of every partition it reads.
+func idleNow(ctx context.Context, cfg ConsumeConfig, s *Sink) (bool, error) {
+	lag, err := groupLag(ctx, cfg, cfg.Group, cfg.Topics.Input, cfg.Topics.Repartition)
+	if err != nil || lag > 0 {
+		return false, err
+	}
+	return s.CaughtUp(ctx)
+}
+
+// statusLine logs, every StatusEvery and at the end, what the consumer has
+// done: judged, rejected, rate, the validators' lag and the sink's.
+type statusLine struct {
+	cfg   ConsumeConfig
+	sink  *Sink
+	start time.Time
+	last  time.Time
+	prev  ConsumeStats
+}
+
+func (l *statusLine) maybeLog(ctx context.Context, st ConsumeStats, final bool) {
+	from := l.start
+	if l.last.After(from) {
+		from = l.last
+	}
+	if l.cfg.StatusEvery < 0 || (!final && time.Since(from) < l.cfg.StatusEvery) {
+		return
+	}
+	since := time.Since(from).Seconds()
+	rate := float64(st.Judged+st.Rejected-l.prev.Judged-l.prev.Rejected) / max(since, 1e-9)
+	attrs := []any{"judged", st.Judged, "rejected", st.Rejected, "written", st.Written, "rate_per_s", int64(rate)}
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if lag, err := groupLag(qctx, l.cfg, l.cfg.Group, l.cfg.Topics.Input, l.cfg.Topics.Repartition); err == nil {
+		attrs = append(attrs, "input_lag", lag)
+	}
+	if lag, err := l.sink.Lag(qctx); err == nil {
+		attrs = append(attrs, "sink_lag", lag)
+	}
+	msg := "status"
+	if final {
+		msg = "status at the end"
+	}
+	l.cfg.Log.Info(msg, attrs...)
+	l.last, l.prev = time.Now(), st
 }
 
 // leaveGroups makes this instance leave the groups, so the others take its
@@ -197,6 +288,7 @@ func (s *supervisor) stats() Stats {
 	if d := s.done.Load(); d != nil {
 		st.Processed += d.Processed
 		st.Rejected += d.Rejected
+		st.Aborts += d.Aborts
 		if d.LastRecord.After(st.LastRecord) {
 			st.LastRecord = d.LastRecord
 		}
@@ -205,37 +297,31 @@ func (s *supervisor) stats() Stats {
 }
 
 func (s *supervisor) run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
 	for {
 		v := s.cur.Load()
 		err := v.Run(ctx)
 		if err == nil || ctx.Err() != nil || errors.Is(err, errFatal) {
 			return err
 		}
-		s.log.Error("validator failed; restarting it", "err", err, "in", backoff)
+		s.log.Error("validator failed; restarting it", "err", err)
 		st := s.stats()
 		s.done.Store(&st)
 		v.Close()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil // cur is the closed one: closing it again is harmless
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
-			nv, err := NewValidator(ctx, s.cfg)
-			if err == nil {
-				s.cur.Store(nv)
-				break
-			}
-			s.log.Warn("validator restart failed, retrying", "err", err, "in", backoff)
+		var nv *Validator
+		err = retry.Do(ctx, retry.Policy{What: "restart the validator", Log: s.log}, func(ctx context.Context) error {
+			var err error
+			nv, err = NewValidator(ctx, s.cfg)
+			return err
+		})
+		if err != nil {
+			return nil // ctx ended; cur is the closed one: closing it again is harmless
 		}
-		backoff = 100 * time.Millisecond
+		s.cur.Store(nv)
 	}
 }
 
-// groupLag is how many records of topic the group has not yet committed.
-func groupLag(ctx context.Context, cfg ConsumeConfig, group, topic string) (int64, error) {
+// groupLag is how many records of topics the group has not yet committed.
+func groupLag(ctx context.Context, cfg ConsumeConfig, group string, topics ...string) (int64, error) {
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)...)
 	if err != nil {
 		return 0, err
@@ -244,7 +330,7 @@ func groupLag(ctx context.Context, cfg ConsumeConfig, group, topic string) (int6
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(cl)
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
 		return 0, err
 	}
@@ -263,7 +349,7 @@ func groupLag(ctx context.Context, cfg ConsumeConfig, group, topic string) (int6
 			return
 		}
 		done := int64(0)
-		if c, ok := committed.Lookup(topic, o.Partition); ok && c.At > 0 {
+		if c, ok := committed.Lookup(o.Topic, o.Partition); ok && c.At > 0 {
 			done = c.At
 		}
 		lag += max(o.Offset-done, 0)

@@ -43,6 +43,10 @@ type EngineConfig struct {
 	Clock      Clock
 	Log        *slog.Logger
 	ClientOpts []kgo.Opt
+
+	// afterCommit, for tests, is called after each committed transaction
+	// with the number of records it consumed.
+	afterCommit func(records int)
 }
 
 // Engine runs operators over the source topics exactly once: for each
@@ -451,6 +455,9 @@ func (e *Engine) transact(ctx context.Context, work []*partWork, now time.Time, 
 	if committed {
 		if records > 0 {
 			e.lastRecord.Store(time.Now().UnixNano())
+			if e.cfg.afterCommit != nil {
+				e.cfg.afterCommit(records)
+			}
 		}
 		return nil
 	}

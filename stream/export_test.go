@@ -9,3 +9,8 @@ func SetNoAssignmentWait(d time.Duration) time.Duration {
 	noAssignmentWait = d
 	return old
 }
+
+// SetAfterCommit makes a Consume run call fn after each committed
+// validator transaction with the number of records it consumed, so a test
+// can stop it on progress rather than after a time.
+func SetAfterCommit(c *ConsumeConfig, fn func(records int)) { c.afterCommit = fn }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,53 +15,66 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/serving/csvfile"
 )
 
-// Store is a database view of the stream: rows and the offsets they came
-// from are written in one transaction, so a replay writes nothing twice.
-type Store interface {
-	WriteStream(ctx context.Context, consumer string, results []txpipe.Result, rejected []txpipe.Rejected, offsets []txpipe.Offset) error
-	Offsets(ctx context.Context, consumer, topic string) (map[int32]txpipe.Offset, error)
+// Output is a view of the stream that a Sink writes: the CSV files, the
+// MySQL tables, and later outputs (an alerts table, a webhook). Each
+// stores the offsets it consumed with the rows it writes, so a replay
+// writes nothing twice, and each resumes from its own offsets.
+type Output interface {
+	// Name names the output in logs and errors.
+	Name() string
+	// Open prepares partitions of a topic (topicID names its incarnation:
+	// a topic created anew is written again from its start) and returns
+	// the next offset to write of each.
+	Open(ctx context.Context, topic, topicID string, partitions []int32) (map[int32]int64, error)
+	// Write writes rows and, per partition they name, the offset after
+	// them: all of it or nothing.
+	Write(ctx context.Context, results []txpipe.Result, rejected []txpipe.Rejected, next []txpipe.Offset) error
+	// Close releases partitions that left this process.
+	Close(topic string, partitions []int32)
 }
+
+// The CSV view implements Output.
+var _ Output = (*csvfile.Segments)(nil)
+
+// DefaultStopTimeout is how long a stop waits for the writes in flight
+// (a database that does not answer, say) before it gives them up: what
+// was not written is written on the next start.
+const DefaultStopTimeout = 10 * time.Second
 
 // SinkConfig configures a Sink.
 type SinkConfig struct {
-	Brokers    []string
-	Topics     Topics
-	Group      string // the sink's own consumer group
-	Instance   string
-	ResultsDir string
-	Store      Store // nil: CSV only
-	Consumer   string
-	MaxBatch   int
-	Log        *slog.Logger
-	ClientOpts []kgo.Opt
-	// Transient tells which store errors are retried (with backoff) rather
-	// than fatal; nil retries every error.
-	Transient func(error) bool
+	Brokers  []string
+	Topics   Topics
+	Group    string // the sink's own consumer group
+	Instance string
+	Outputs  []Output
+	MaxBatch int
+	// StopTimeout bounds how long a stop waits for writes in flight
+	// (DefaultStopTimeout when zero).
+	StopTimeout time.Duration
+	Log         *slog.Logger
+	ClientOpts  []kgo.Opt
 }
 
 // Sink reads the validated and dead-letter topics (read_committed) and
-// writes them exactly once to the CSV segments and, when configured, the
-// database: each stores the offsets with the rows it writes, and the sink
-// resumes from them.
+// writes them exactly once to its outputs.
 type Sink struct {
 	cfg SinkConfig
 	log *slog.Logger
 	cl  *kgo.Client
-	csv *CSVSink
 
-	mu      sync.Mutex
-	csvNext map[txpipe.Offset]int64 // key without Next
-	ids     map[string]string       // topic → topic id, as of the last assignment
-	dbNext  map[txpipe.Offset]int64
-	seen    map[txpipe.Offset]int64 // past the last record written or skipped, transaction markers included
+	mu   sync.Mutex
+	next []map[txpipe.Offset]int64 // per output: the next offset of each partition (key without Next)
+	ids  map[string]string         // topic → topic id, as of the last assignment
+	seen map[txpipe.Offset]int64   // past the last record written or skipped, transaction markers included
 
 	written    atomic.Int64
 	joinFailed atomic.Bool // the last assignment could not be set up (database down, say)
 	lastRecord atomic.Int64
 	started    time.Time
-	dbDown     bool
 }
 
 // NewSink creates a sink; Run consumes.
@@ -68,17 +82,16 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 20000
 	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = DefaultStopTimeout
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	if cfg.Consumer == "" {
-		cfg.Consumer = cfg.Group
+	s := &Sink{cfg: cfg, log: cfg.Log.With("component", "sink"), seen: map[txpipe.Offset]int64{}, started: time.Now()}
+	for range cfg.Outputs {
+		s.next = append(s.next, map[txpipe.Offset]int64{})
 	}
-	csvSink, err := NewCSVSink(cfg.ResultsDir)
-	if err != nil {
-		return nil, err
-	}
-	s := &Sink{cfg: cfg, log: cfg.Log.With("component", "sink"), csv: csvSink, csvNext: map[txpipe.Offset]int64{}, dbNext: map[txpipe.Offset]int64{}, seen: map[txpipe.Offset]int64{}, started: time.Now()}
 	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
@@ -98,6 +111,7 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.revoked),
 	)
+	var err error
 	s.cl, err = kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
@@ -105,47 +119,43 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	return s, nil
 }
 
-// adjust starts each newly assigned partition where its sinks left off:
-// the smaller of the CSV and database positions; records a sink already
-// holds are skipped for that sink.
+// adjust starts each newly assigned partition where its outputs left off:
+// the smallest of their positions; records an output already holds are
+// skipped for that output.
 func (s *Sink) adjust(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (_ map[string]map[int32]kgo.Offset, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	defer func() { s.joinFailed.Store(err != nil) }()
 	ids := s.topicIDs(ctx)
-	s.ids = ids
+	nexts := make([]map[txpipe.Offset]int64, len(s.cfg.Outputs))
+	start := map[txpipe.Offset]int64{}
 	for topic, parts := range assigned {
-		var dbOffsets map[int32]txpipe.Offset
-		if s.cfg.Store != nil {
-			err := s.retry(ctx, "read stored offsets", func(ctx context.Context) error {
-				var err error
-				dbOffsets, err = s.cfg.Store.Offsets(ctx, s.cfg.Consumer, topic)
-				return err
-			})
+		ps := slices.Sorted(maps.Keys(parts))
+		for i, out := range s.cfg.Outputs {
+			next, err := out.Open(ctx, topic, ids[topic], ps)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("open the %s view of %s: %w", out.Name(), topic, err)
+			}
+			if nexts[i] == nil {
+				nexts[i] = map[txpipe.Offset]int64{}
+			}
+			for _, p := range ps {
+				key, n := tp(topic, p), next[p]
+				nexts[i][key] = n
+				if cur, ok := start[key]; !ok || n < cur {
+					start[key] = n
+				}
 			}
 		}
-		for p := range parts {
-			next, err := s.csv.Open(topic, p, ids[topic])
-			if err != nil {
-				return nil, err
-			}
-			s.csvNext[tp(topic, p)] = next
-			start := next
-			if s.cfg.Store != nil {
-				db := dbOffsets[p]
-				if db.TopicID != "" && ids[topic] != "" && db.TopicID != ids[topic] {
-					s.log.Warn("the topic was created anew since the database was written: writing it again from its start", "topic", topic, "partition", p)
-					db.Next = 0
-				}
-				s.dbNext[tp(topic, p)] = db.Next
-				start = min(start, db.Next)
-			}
-			parts[p] = kgo.NewOffset().At(start)
-			s.seen[tp(topic, p)] = start
+		for _, p := range ps {
+			parts[p] = kgo.NewOffset().At(start[tp(topic, p)])
 		}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, next := range nexts {
+		maps.Copy(s.next[i], next)
+	}
+	maps.Copy(s.seen, start)
+	s.ids = ids
 	return assigned, nil
 }
 
@@ -188,49 +198,27 @@ func (s *Sink) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]in
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for topic, parts := range revoked {
+		for _, out := range s.cfg.Outputs {
+			out.Close(topic, parts)
+		}
 		for _, p := range parts {
-			s.csv.Close(topic, p)
-			delete(s.csvNext, tp(topic, p))
-			delete(s.dbNext, tp(topic, p))
+			for _, next := range s.next {
+				delete(next, tp(topic, p))
+			}
 			delete(s.seen, tp(topic, p))
 		}
 	}
 }
 
-// retry runs fn until it succeeds, backing off from 100 ms to 5 s and
-// logging once per change of state.
-func (s *Sink) retry(ctx context.Context, what string, fn func(context.Context) error) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := fn(ctx)
-		if err == nil {
-			if s.dbDown {
-				s.dbDown = false
-				s.log.Info("database reachable again", "op", what)
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if s.cfg.Transient != nil && !s.cfg.Transient(err) {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		if !s.dbDown {
-			s.dbDown = true
-			s.log.Warn("database unavailable, retrying with backoff", "op", what, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
 // Written is the number of records the sink has written.
 func (s *Sink) Written() int64 { return s.written.Load() }
+
+// Positions returns, per partition the sink reads, how far it has read.
+func (s *Sink) Positions() map[txpipe.Offset]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.seen)
+}
 
 // CaughtUp reports whether the sink has written everything committed on
 // its partitions so far: its position in each is at the partition's end.
@@ -238,9 +226,7 @@ func (s *Sink) Written() int64 { return s.written.Load() }
 // (a group with more members than partitions leaves some with none), and
 // never while setting up its partitions fails.
 func (s *Sink) CaughtUp(ctx context.Context) (bool, error) {
-	s.mu.Lock()
-	seen := maps.Clone(s.seen)
-	s.mu.Unlock()
+	seen := s.Positions()
 	if len(seen) == 0 {
 		return !s.joinFailed.Load() && time.Since(s.started) > noAssignmentWait, nil
 	}
@@ -260,48 +246,37 @@ func (s *Sink) CaughtUp(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// Lag is how many records (transaction markers included) of its
+// partitions the sink has not read yet.
+func (s *Sink) Lag(ctx context.Context) (int64, error) {
+	seen := s.Positions()
+	b, err := listBounds(ctx, kadm.NewClient(s.cl), s.cfg.Topics.Validated, s.cfg.Topics.DLQ)
+	if err != nil {
+		return 0, err
+	}
+	var lag int64
+	for key, at := range seen {
+		lag += max(b[key].end-at, 0)
+	}
+	return lag, nil
+}
+
 // LastRecord is when the sink last wrote a record.
 func (s *Sink) LastRecord() time.Time { return time.Unix(0, s.lastRecord.Load()) }
 
-type partBatch struct {
-	results     []txpipe.Result
-	rejected    []txpipe.Rejected
-	resOffsets  []int64 // offset of each result
-	rejOffsets  []int64 // offset of each rejected row
-	first, next int64   // offsets of the first record and past the last
-}
-
-func (b *partBatch) addResult(r txpipe.Result, off int64) {
-	b.results, b.resOffsets = append(b.results, r), append(b.resOffsets, off)
-}
-
-func (b *partBatch) addRejected(r txpipe.Rejected, off int64) {
-	b.rejected, b.rejOffsets = append(b.rejected, r), append(b.rejOffsets, off)
-}
-
-// since returns the rows at or after offset next.
-func (b *partBatch) since(next int64) ([]txpipe.Result, []txpipe.Rejected) {
-	if next <= b.first {
-		return b.results, b.rejected
-	}
-	var res []txpipe.Result
-	for i, r := range b.results {
-		if b.resOffsets[i] >= next {
-			res = append(res, r)
-		}
-	}
-	var rej []txpipe.Rejected
-	for i, r := range b.rejected {
-		if b.rejOffsets[i] >= next {
-			rej = append(rej, r)
-		}
-	}
-	return res, rej
-}
-
-// Run consumes until ctx ends; what it polled is written before it returns.
+// Run consumes until ctx ends; what it polled is written before it
+// returns, within the stop timeout.
 func (s *Sink) Run(ctx context.Context) error {
-	defer s.csv.CloseAll()
+	// Writes go on for a while after a stop, so that a batch polled is
+	// written; a write that cannot finish by then (a database down) is
+	// given up, and written again on the next start.
+	wctx, cancelWrites := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWrites()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(s.cfg.StopTimeout, cancelWrites)
+		context.AfterFunc(wctx, func() { t.Stop() })
+	})
+	defer stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, pollWait)
 		fs := s.cl.PollRecords(pctx, s.cfg.MaxBatch)
@@ -315,9 +290,12 @@ func (s *Sink) Run(ctx context.Context) error {
 			}
 		})
 		if !fs.Empty() {
-			// Writing what was polled must finish even during shutdown.
-			if err := s.write(context.WithoutCancel(ctx), fs); err != nil {
+			if err := s.write(wctx, fs); err != nil {
 				s.cl.AllowRebalance()
+				if ctx.Err() != nil && wctx.Err() != nil {
+					s.log.Warn("stopped before the writes in flight finished; they are written on the next start", "stop_timeout", s.cfg.StopTimeout, "err", err)
+					return nil
+				}
 				return err
 			}
 		}
@@ -328,8 +306,35 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 }
 
+// partRows are a partition's rows of a poll.
+type partRows struct {
+	results     []txpipe.Result
+	rejected    []txpipe.Rejected
+	first, next int64 // offsets of the first record and past the last
+}
+
+// since returns the rows at or after offset next.
+func (b *partRows) since(next int64) ([]txpipe.Result, []txpipe.Rejected) {
+	if next <= b.first {
+		return b.results, b.rejected
+	}
+	var res []txpipe.Result
+	for _, r := range b.results {
+		if r.Pos.Offset >= next {
+			res = append(res, r)
+		}
+	}
+	var rej []txpipe.Rejected
+	for _, r := range b.rejected {
+		if r.Pos.Offset >= next {
+			rej = append(rej, r)
+		}
+	}
+	return res, rej
+}
+
 func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
-	batches := map[txpipe.Offset]*partBatch{}
+	batches := map[txpipe.Offset]*partRows{}
 	var order []txpipe.Offset
 	var n int64
 	read := map[txpipe.Offset]int64{} // past the last record, markers included
@@ -341,23 +346,22 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 		}
 		b := batches[key]
 		if b == nil {
-			b = &partBatch{first: r.Offset}
+			b = &partRows{first: r.Offset}
 			batches[key] = b
 			order = append(order, key)
 		}
 		b.next = r.Offset + 1
 		n++
-		source := func() string { return fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset) }
 		pos := txpipe.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+		source := func() string { return csvfile.PositionSource(pos) }
 		if r.Topic == s.cfg.Topics.Validated {
 			res, err := DecodeResult(r.Value)
 			if err == nil {
 				res.Pos = pos
-				b.addResult(res, r.Offset)
+				b.results = append(b.results, res)
 				return
 			}
-			rej := txpipe.Rejected{Raw: txpipe.RawTransaction{Merchant: truncate(string(r.Value), 200)}, Reason: txpipe.RejectBadJSON, Detail: "validated record: " + err.Error(), Source: source(), Seq: r.Offset, Pos: pos}
-			b.addRejected(rej, r.Offset)
+			b.rejected = append(b.rejected, txpipe.Rejected{Raw: txpipe.RawTransaction{Merchant: truncate(string(r.Value), 200)}, Reason: txpipe.RejectBadJSON, Detail: "validated record: " + err.Error(), Source: source(), Seq: r.Offset, Pos: pos})
 			return
 		}
 		rej, err := DecodeRejected(r.Value)
@@ -368,37 +372,21 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 			rej.Source = source()
 		}
 		rej.Pos = pos
-		b.addRejected(rej, r.Offset)
+		b.rejected = append(b.rejected, rej)
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// The CSV segments and the database are independent views: write
-	// them at the same time.
-	csvDone := make(chan error, 1)
-	go func() {
-		for _, key := range order {
-			b := batches[key]
-			next, ok := s.csvNext[key]
-			if !ok || b.next <= next {
-				continue
-			}
-			res, rej := b.since(next)
-			if err := s.csv.Append(key.Topic, key.Partition, res, rej, b.next); err != nil {
-				csvDone <- err
-				return
-			}
-			s.csvNext[key] = b.next
-		}
-		csvDone <- nil
-	}()
-	var dbErr error
-	if s.cfg.Store != nil {
+	// The outputs are independent views: write them at the same time,
+	// each what it does not hold yet.
+	errs := make([]error, len(s.cfg.Outputs))
+	var wg sync.WaitGroup
+	for i, out := range s.cfg.Outputs {
 		var res []txpipe.Result
 		var rej []txpipe.Rejected
 		var offs []txpipe.Offset
 		for _, key := range order {
 			b := batches[key]
-			next, ok := s.dbNext[key]
+			next, ok := s.next[i][key]
 			if !ok || b.next <= next {
 				continue
 			}
@@ -406,22 +394,24 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 			res, rej = append(res, r1...), append(rej, r2...)
 			offs = append(offs, txpipe.Offset{Topic: key.Topic, Partition: key.Partition, Next: b.next, TopicID: s.ids[key.Topic]})
 		}
-		if len(offs) > 0 {
-			dbErr = s.retry(ctx, "write stream rows", func(ctx context.Context) error {
-				return s.cfg.Store.WriteStream(ctx, s.cfg.Consumer, res, rej, offs)
-			})
-			if dbErr == nil {
-				for _, o := range offs {
-					s.dbNext[tp(o.Topic, o.Partition)] = o.Next
-				}
-			}
+		if len(offs) == 0 {
+			continue
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := out.Write(ctx, res, rej, offs); err != nil {
+				errs[i] = fmt.Errorf("write the %s view: %w", out.Name(), err)
+				return
+			}
+			for _, o := range offs {
+				s.next[i][tp(o.Topic, o.Partition)] = o.Next
+			}
+		}()
 	}
-	if err := <-csvDone; err != nil {
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return err
-	}
-	if dbErr != nil {
-		return dbErr
 	}
 	for key, next := range read {
 		if at, ok := s.seen[key]; ok {

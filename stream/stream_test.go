@@ -198,7 +198,7 @@ func TestScaleOut(t *testing.T) {
 		t.Errorf("the members judged %v and wrote %d records, want %d judged and %d written",
 			judged, sumWritten(&written), ref.Records, ref.Records+ref.Rejected)
 	}
-	if err := stream.MergeCSV(many, stream.TopicsFor("many")); err != nil {
+	if err := csvfile.Merge(many, stream.TopicsFor("many").Validated, stream.TopicsFor("many").DLQ); err != nil {
 		t.Fatal(err)
 	}
 	stSameFiles(t, many, one, csvfile.StreamFile)
@@ -580,6 +580,10 @@ func (brokenStore) WriteStream(context.Context, string, []txpipe.Result, []txpip
 
 func (brokenStore) Offsets(context.Context, string, string) (map[int32]txpipe.Offset, error) {
 	return nil, errors.New("migration 00002_batch.sql failed")
+}
+
+func (brokenStore) ResetPartition(context.Context, string, string, int32, bool) error {
+	return errors.New("broken")
 }
 
 // TestNotIdleWhileTheSinkCannotStart: a sink whose partitions cannot be set

@@ -55,6 +55,8 @@ type ValidatorConfig struct {
 	Log   *slog.Logger
 	// ClientOpts are added to every Kafka client (tests, TLS, SASL).
 	ClientOpts []kgo.Opt
+
+	afterCommit func(records int) // for tests: see EngineConfig
 }
 
 // Validator is the stream layer's engine with the card ledger: it judges
@@ -107,7 +109,7 @@ func NewValidator(ctx context.Context, cfg ValidatorConfig) (*Validator, error) 
 		StateTopic: cfg.Topics.State,
 		Operators:  []Operator{ledger},
 		MaxBatch:   cfg.MaxBatch, CheckpointInterval: cfg.CheckpointInterval,
-		Clock: cfg.Clock, Log: log, ClientOpts: cfg.ClientOpts,
+		Clock: cfg.Clock, Log: log, ClientOpts: cfg.ClientOpts, afterCommit: cfg.afterCommit,
 	})
 	if err != nil {
 		master.close()

@@ -117,6 +117,14 @@ func (l *lazyStore) Offsets(ctx context.Context, consumer, topic string) (map[in
 	return db.Offsets(ctx, consumer, topic)
 }
 
+func (l *lazyStore) ResetPartition(ctx context.Context, consumer, topic string, partition int32, streamRows bool) error {
+	db, err := l.get(ctx)
+	if err != nil {
+		return err
+	}
+	return db.ResetPartition(ctx, consumer, topic, partition, streamRows)
+}
+
 func (l *lazyStore) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -82,7 +82,7 @@ func Do(ctx context.Context, p Policy, fn func(context.Context) error) error {
 		err := fn(ctx)
 		if err == nil {
 			if failing && p.Log != nil {
-				p.Log.Info("succeeded again", "op", p.What, "attempts", attempt)
+				p.Log.Info("available again", "op", p.What, "attempts", attempt)
 			}
 			return nil
 		}
@@ -101,7 +101,7 @@ func Do(ctx context.Context, p Policy, fn func(context.Context) error) error {
 			wait = min(wait, rest) // the last try comes at the bound
 		}
 		if !failing && p.Log != nil {
-			p.Log.Warn("failed, retrying with backoff", "op", p.What, "err", err, "bound", p.Bound)
+			p.Log.Warn("unavailable, retrying with backoff", "op", p.What, "err", err, "bound", p.Bound)
 		}
 		failing = true
 		if serr := sleep(ctx, wait); serr != nil {

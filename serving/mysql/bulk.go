@@ -39,6 +39,9 @@ type bulkTable struct {
 	cols   []string // columns, in the order of the source's values
 	update []string // with upsert: the columns ON DUPLICATE KEY UPDATE sets from VALUES()
 	upsert bool     // replace rows with the same key instead of failing
+	// keepFirst keeps the stored row of a key and skips the new one (the
+	// caller counts the rows inserted).
+	keepFirst bool
 }
 
 // load writes every row of src into the table inside tx: with LOAD DATA
@@ -386,6 +389,12 @@ func insertSQL(t bulkTable, rows int) (string, error) {
 			}
 			b.WriteString(q + "=VALUES(" + q + ")")
 		}
+	} else if t.keepFirst {
+		q, err := quoteIdent(t.cols[0])
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(" ON DUPLICATE KEY UPDATE " + q + "=" + q)
 	}
 	return b.String(), nil
 }

@@ -246,6 +246,9 @@ func IsTransient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
+	if errors.Is(err, errRaced) {
+		return true
+	}
 	switch mysqlErrNo(err) {
 	case 1040, // too many connections
 		1053, // server shutdown in progress

@@ -140,9 +140,17 @@ func (db *DB) LoadResults(ctx context.Context, table, path string) (int, error) 
 
 // StreamRows reads stream_transactions in event order (timestamp, seq).
 func (db *DB) StreamRows(ctx context.Context) ([]txpipe.Result, error) {
-	rows, err := db.SQL.QueryContext(ctx, "SELECT transaction_id, card_id, merchant_name, `timestamp`, amount, location, "+
+	return db.streamRows(ctx, db.SQL, "ORDER BY `timestamp`, seq")
+}
+
+// streamRows reads the rows of stream_transactions that where (a WHERE
+// and/or ORDER BY clause with args) selects; Pos.Topic is left empty.
+func (db *DB) streamRows(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, where string, args ...any) ([]txpipe.Result, error) {
+	rows, err := q.QueryContext(ctx, "SELECT transaction_id, card_id, merchant_name, `timestamp`, amount, location, "+
 		"transaction_type, related_transaction_id, status, pending_balance, decline_reason, seq, kafka_partition, kafka_offset "+
-		"FROM stream_transactions ORDER BY `timestamp`, seq")
+		"FROM stream_transactions "+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read stream_transactions: %w", err)
 	}

@@ -1,13 +1,18 @@
 package mysqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/serving/csvfile"
 )
 
 // StreamColumns are the columns of stream_transactions that WriteStream
@@ -15,7 +20,7 @@ import (
 var StreamColumns = []string{"transaction_id", "card_id", "merchant_name", "timestamp", "amount", "location",
 	"transaction_type", "related_transaction_id", "status", "pending_balance", "decline_reason", "seq", "kafka_partition", "kafka_offset"}
 
-var streamTable = bulkTable{name: "stream_transactions", cols: StreamColumns, upsert: true, update: StreamColumns[1:]}
+var streamTable = bulkTable{name: "stream_transactions", cols: StreamColumns, keepFirst: true}
 
 var offsetsTable = bulkTable{name: "sink_offsets", cols: []string{"consumer", "topic", "partition", "next_offset", "topic_id"},
 	upsert: true, update: []string{"next_offset", "topic_id"}}
@@ -27,34 +32,69 @@ const streamInsertMode = streamPrepared
 type streamMode int
 
 const (
-	streamPrepared    streamMode = iota // multi-row INSERT … ON DUPLICATE KEY UPDATE, prepared once per batch size
+	streamPrepared    streamMode = iota // multi-row INSERT … ON DUPLICATE KEY UPDATE (a no-op), prepared once per batch size
 	streamInterpolate                   // the same statements, parameters interpolated by the driver
-	streamLoadData                      // LOAD DATA LOCAL … REPLACE
+	streamLoadData                      // LOAD DATA LOCAL (which skips a duplicate key)
 )
 
 // WriteStream writes what a stream sink consumed in ONE transaction: the
-// results are upserted into stream_transactions (every column from the
-// new row, so replaying a batch after a crash is harmless), the rejected
-// rows into rejected_transactions (by Kafka position), and the consumer's next
+// results into stream_transactions, the rejected rows into
+// rejected_transactions (by Kafka position), and the consumer's next
 // offsets into sink_offsets. On any error nothing is written; IsTransient
-// says whether to retry.
+// says whether to retry. (A sink never writes a row twice: it stores its
+// offsets with the rows.)
 //
-// The results go in with LOAD DATA LOCAL … REPLACE from rows formatted in
-// memory where the server allows it (measured at about 0.9× a raw LOAD
-// DATA of the same rows, against about 0.6× for multi-row INSERT on
-// MariaDB 10.11), otherwise with multi-row INSERT … ON DUPLICATE KEY
-// UPDATE col=VALUES(col) statements of WithBatchRows rows, prepared once
-// for full batches. Both leave the same rows.
+// stream_transactions holds one row per transaction id and never
+// overwrites a row: of the rows with one id (in the batch, or one stored
+// already), the first in event order is kept (txpipe.EventBefore) and the
+// others become rejected rows (txpipe.Duplicate), exactly as the CSV view
+// does, so both views hold the same rows.
+//
+// The results go in with LOAD DATA LOCAL from rows formatted in memory
+// where the server allows it (measured at about 0.9× a raw LOAD DATA of
+// the same rows, against about 0.6× for multi-row INSERT on MariaDB
+// 10.11), otherwise with multi-row INSERT statements of WithBatchRows
+// rows, prepared once for full batches. Both skip a row whose id is
+// stored already: when the count of rows inserted says that happened, the
+// batch's rows are taken back (to a savepoint) and the duplicates settled
+// against the stored rows first.
 func (db *DB) WriteStream(ctx context.Context, consumer string, results []txpipe.Result, rejected []txpipe.Rejected, offsets []txpipe.Offset) error {
 	return db.writeStream(ctx, streamLoadData, consumer, results, rejected, offsets)
 }
 
+// errRaced says that rows with the batch's ids appeared while it was
+// written (another sink writing another partition); the write is retried.
+var errRaced = errors.New("rows with the same transaction ids were written concurrently")
+
 func (db *DB) writeStream(ctx context.Context, mode streamMode, consumer string, results []txpipe.Result, rejected []txpipe.Rejected, offsets []txpipe.Offset) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
-		if err := db.writeResults(ctx, tx, mode, results); err != nil {
-			return fmt.Errorf("write stream_transactions: %w", err)
+		kept, dups := firstOfEachID(results)
+		if len(kept) > 0 {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT stream_rows"); err != nil {
+				return fmt.Errorf("write stream_transactions: %w", err)
+			}
+			n, err := db.writeResults(ctx, tx, mode, kept)
+			if err != nil {
+				return fmt.Errorf("write stream_transactions: %w", err)
+			}
+			if n != int64(len(kept)) {
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT stream_rows"); err != nil {
+					return fmt.Errorf("write stream_transactions: %w", err)
+				}
+				var more []txpipe.Rejected
+				if kept, more, err = db.settleStored(ctx, tx, kept); err != nil {
+					return fmt.Errorf("write stream_transactions: %w", err)
+				}
+				dups = append(dups, more...)
+				if n, err = db.writeResults(ctx, tx, mode, kept); err != nil {
+					return fmt.Errorf("write stream_transactions: %w", err)
+				}
+				if n != int64(len(kept)) {
+					return fmt.Errorf("write stream_transactions: %w", errRaced)
+				}
+			}
 		}
-		if err := db.writeRejected(ctx, tx, rejectedTable, rejected); err != nil {
+		if err := db.writeRejected(ctx, tx, rejectedTable, append(rejected, dups...)); err != nil {
 			return fmt.Errorf("write rejected_transactions: %w", err)
 		}
 		if len(offsets) > 0 {
@@ -114,20 +154,23 @@ func AppendStreamRow(b []byte, r *txpipe.Result) []byte {
 	return append(b, '\n')
 }
 
-func (db *DB) writeResults(ctx context.Context, tx *sql.Tx, mode streamMode, results []txpipe.Result) error {
+// writeResults inserts results and returns how many went in: those whose
+// id is not stored yet.
+func (db *DB) writeResults(ctx context.Context, tx *sql.Tx, mode streamMode, results []txpipe.Result) (int64, error) {
 	if len(results) == 0 {
-		return nil
+		return 0, nil
 	}
 	if mode == streamLoadData {
 		if db.opts.loadData && !db.noLoadData.Load() {
-			_, refused, err := db.loadStreamText(ctx, tx, results)
+			n, refused, err := db.loadStreamText(ctx, tx, results)
 			if !refused {
-				return err
+				return n, err
 			}
 			db.noteRefused(err)
 		}
 		mode = streamInsertMode
 	}
+	var inserted int64
 	batch := db.opts.streamBatch
 	args := make([]any, 0, min(batch, len(results))*len(StreamColumns))
 	for start := 0; start < len(results); start += batch {
@@ -137,25 +180,33 @@ func (db *DB) writeResults(ctx context.Context, tx *sql.Tx, mode streamMode, res
 			args = streamArgs(args, &results[i])
 		}
 		var err error
+		var res sql.Result
 		if mode == streamPrepared && end-start == batch && batch*len(StreamColumns) <= maxPlaceholders {
 			var stmt *sql.Stmt
 			if stmt, err = db.prepared(ctx, streamTable, batch); err == nil {
-				_, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+				res, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 			}
 		} else {
 			var q string
 			if q, err = insertSQL(streamTable, end-start); err == nil {
-				_, err = tx.ExecContext(ctx, q, args...)
+				res, err = tx.ExecContext(ctx, q, args...)
 			}
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
+		// ON DUPLICATE KEY UPDATE id=id counts 1 per row inserted, 0 per
+		// row skipped.
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		inserted += n
 		if db.testHookRows != nil {
 			db.testHookRows(end)
 		}
 	}
-	return nil
+	return inserted, nil
 }
 
 // maxPlaceholders is the most parameters a prepared statement may have.
@@ -213,7 +264,127 @@ func (db *DB) loadStreamText(ctx context.Context, tx *sql.Tx, results []txpipe.R
 			}
 		}
 	}
-	return runLoadDataBytes(ctx, tx, stmt, true, buf, int64(len(results)))
+	started, res, err := execLoadData(ctx, tx, stmt, func() io.Reader { return bytes.NewReader(buf) })
+	if !started {
+		return 0, err != nil && loadDataRefused(err), loadErr(err)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("load data: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, false, err
+	}
+	if n == int64(len(results)) { // else duplicates were skipped: the caller takes the rows back
+		if err := checkWarnings(ctx, tx); err != nil {
+			return 0, false, err
+		}
+	}
+	return n, false, nil
+}
+
+// firstOfEachID keeps, of the results with one transaction id, the first
+// in event order; the others are rejected as duplicates.
+func firstOfEachID(results []txpipe.Result) ([]txpipe.Result, []txpipe.Rejected) {
+	first := make(map[int64]int, len(results))
+	dup := false
+	for i := range results {
+		j, ok := first[results[i].ID]
+		if !ok {
+			first[results[i].ID] = i
+			continue
+		}
+		dup = true
+		if txpipe.EventBefore(&results[i], &results[j]) {
+			first[results[i].ID] = i
+		}
+	}
+	if !dup {
+		return results, nil
+	}
+	var kept []txpipe.Result
+	var dups []txpipe.Rejected
+	for i := range results {
+		if first[results[i].ID] == i {
+			kept = append(kept, results[i])
+		} else {
+			dups = append(dups, txpipe.Duplicate(&results[i], csvfile.PositionSource(results[i].Pos)))
+		}
+	}
+	return kept, dups
+}
+
+// settleStored settles results (one per id) against the rows stored with
+// their ids: a stored row that comes first stays and the result is
+// rejected; a result that comes first replaces the stored row, which is
+// deleted and rejected.
+func (db *DB) settleStored(ctx context.Context, tx *sql.Tx, results []txpipe.Result) ([]txpipe.Result, []txpipe.Rejected, error) {
+	byID := make(map[int64]int, len(results))
+	ids := make([]any, 0, len(results))
+	for i := range results {
+		byID[results[i].ID] = i
+		ids = append(ids, results[i].ID)
+	}
+	topic := results[0].Pos.Topic
+	lose := map[int64]bool{} // results that lose to a stored row
+	var dups []txpipe.Rejected
+	var drop []any
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		stored, err := db.streamRows(ctx, tx, "WHERE transaction_id IN ("+strings.Repeat("?,", len(chunk)-1)+"?) FOR UPDATE", chunk...)
+		if err != nil {
+			return nil, nil, err
+		}
+		for k := range stored {
+			s := &stored[k]
+			s.Pos.Topic = topic
+			r := &results[byID[s.ID]]
+			if s.Pos.Partition == r.Pos.Partition && s.Pos.Offset == r.Pos.Offset {
+				lose[r.ID] = true // the very record, written before: nothing to do
+				continue
+			}
+			if txpipe.EventBefore(s, r) {
+				lose[r.ID] = true
+				dups = append(dups, txpipe.Duplicate(r, csvfile.PositionSource(r.Pos)))
+			} else {
+				drop = append(drop, s.ID)
+				dups = append(dups, txpipe.Duplicate(s, csvfile.PositionSource(s.Pos)))
+			}
+		}
+	}
+	for start := 0; start < len(drop); start += 1000 {
+		chunk := drop[start:min(start+1000, len(drop))]
+		if _, err := tx.ExecContext(ctx, "DELETE FROM stream_transactions WHERE transaction_id IN ("+strings.Repeat("?,", len(chunk)-1)+"?)", chunk...); err != nil {
+			return nil, nil, fmt.Errorf("drop the later stored copies: %w", err)
+		}
+	}
+	kept := results[:0:0]
+	for i := range results {
+		if !lose[results[i].ID] {
+			kept = append(kept, results[i])
+		}
+	}
+	return kept, dups, nil
+}
+
+// ResetPartition drops the rows of a topic partition and the consumer's
+// offset of it, in one transaction: the topic was created anew, and its
+// rows are written again from its start.
+func (db *DB) ResetPartition(ctx context.Context, consumer, topic string, partition int32, streamRows bool) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if streamRows {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM stream_transactions WHERE kafka_partition = ?", partition); err != nil {
+				return fmt.Errorf("reset %s/%d: %w", topic, partition, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM rejected_transactions WHERE kafka_topic = ? AND kafka_partition = ?", topic, partition); err != nil {
+			return fmt.Errorf("reset %s/%d: %w", topic, partition, err)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM sink_offsets WHERE consumer = ? AND topic = ? AND `partition` = ?", consumer, topic, partition); err != nil {
+			return fmt.Errorf("reset %s/%d: %w", topic, partition, err)
+		}
+		return nil
+	})
 }
 
 // Offsets returns the next offsets a consumer recorded for a topic, by

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,17 +105,8 @@ func TestWriteStreamReplay(t *testing.T) {
 			if !reflect.DeepEqual(nexts(offs), map[int32]int64{0: 1200, 1: 1146}) {
 				t.Errorf("offsets %v", offs)
 			}
-			// A later write updates rows written before, every column.
-			changed := append([]txpipe.Result(nil), results[:3]...)
-			for i := range changed {
-				changed[i].Status, changed[i].PendingBalance, changed[i].Merchant = txpipe.StatusDeclined, -1, "changed"
-			}
-			if err := db.writeStream(ctx, m.mode, "sink-a", changed, nil, []txpipe.Offset{{Topic: "validated", Partition: 0, Next: 1300}}); err != nil {
+			if err := db.writeStream(ctx, m.mode, "sink-a", nil, nil, []txpipe.Offset{{Topic: "validated", Partition: 0, Next: 1300}}); err != nil {
 				t.Fatal(err)
-			}
-			got, _ = db.StreamRows(ctx)
-			if len(got) != len(results) || !reflect.DeepEqual(got[:3], changed) {
-				t.Errorf("after an update: %d rows, first %+v", len(got), got[0])
 			}
 			offs, _ = db.Offsets(ctx, "sink-a", "validated")
 			if !reflect.DeepEqual(nexts(offs), map[int32]int64{0: 1300, 1: 1146}) {
@@ -122,6 +114,63 @@ func TestWriteStreamReplay(t *testing.T) {
 			}
 			if offs, _ := db.Offsets(ctx, "sink-b", "validated"); len(offs) != 0 {
 				t.Errorf("another consumer's offsets: %v", offs)
+			}
+		})
+	}
+}
+
+// TestWriteStreamKeepsFirstOfEachID: stream_transactions holds one row per
+// transaction id and never overwrites one: of the rows with an id, the
+// first in event order stays and the others become rejected rows, whether
+// they meet in one batch or across batches, in either order.
+func TestWriteStreamKeepsFirstOfEachID(t *testing.T) {
+	for _, m := range streamModes {
+		t.Run(m.name, func(t *testing.T) {
+			db := openTest(t)
+			ctx := context.Background()
+			results := makeResults(50, 1)
+			for i := range results {
+				results[i].Pos.Topic = "v"
+			}
+			copyOf := func(r txpipe.Result, after time.Duration, off int64) txpipe.Result {
+				r.Timestamp, r.Pos.Offset, r.PendingBalance = r.Timestamp.Add(after), off, r.PendingBalance+100
+				return r
+			}
+			// Batch 1: ids 1-50, and a later copy of id 3 in the same batch.
+			b1 := append(append([]txpipe.Result(nil), results...), copyOf(results[2], time.Hour, 900))
+			if err := db.writeStream(ctx, m.mode, "s", b1, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			// Batch 2: a later copy of id 5 (rejected), an earlier copy of id 7
+			// (replaces the stored row, which is rejected), and the very
+			// same record as id 9 (a replay: nothing happens).
+			b2 := []txpipe.Result{copyOf(results[4], time.Minute, 901), copyOf(results[6], -time.Minute, 902), results[8]}
+			if err := db.writeStream(ctx, m.mode, "s", b2, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			got, err := db.StreamRows(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := append([]txpipe.Result(nil), results...)
+			want[6] = b2[1]
+			for i := range want {
+				want[i].Pos.Topic = ""
+			}
+			slices.SortStableFunc(want, func(a, b txpipe.Result) int { return a.Timestamp.Compare(b.Timestamp) })
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("stream_transactions holds %d rows, not the first of each id", len(got))
+			}
+			rej := dump(t, db, "rejected_transactions", "kafka_offset")
+			var ids, offs []string
+			for _, r := range rej {
+				ids, offs = append(ids, r[1]), append(offs, r[14])
+				if r[2] != string(txpipe.RejectDuplicate) || r[12] != "v" || r[0] != "v/"+r[13]+"/"+r[14] {
+					t.Errorf("rejected row %q", r)
+				}
+			}
+			if !slices.Equal(ids, []string{"7", "3", "5"}) || !slices.Equal(offs, []string{"7", "900", "901"}) {
+				t.Errorf("rejected ids %v at offsets %v, want the later copies of 3 and 5 and the stored row of 7", ids, offs)
 			}
 		})
 	}
