@@ -33,12 +33,12 @@ type encoded struct {
 // encode reads the transactions file in event order and encodes every
 // row, as stream.Produce does.
 func (b *bencher) encode() error {
-	rows, err := stream.CSVRows(filepath.Join(b.data, csvfile.TransactionsFile))
+	src, err := stream.CSVRows(filepath.Join(b.data, csvfile.TransactionsFile))
 	if err != nil {
 		return err
 	}
 	eventType := []byte(stream.EventPayment)
-	err = rows(func(r stream.Row) error {
+	err = src.Rows("", func(r stream.Row) error {
 		if !r.FieldsOK {
 			return fmt.Errorf("%s: a generated row has the wrong number of fields", r.Source)
 		}
@@ -194,11 +194,11 @@ func (b *bencher) produceStage(ctx context.Context, rep *Report) error {
 	}
 	begin := time.Now()
 	st, err := func() (stream.ProduceStats, error) {
-		rows, err := stream.CSVRows(filepath.Join(b.data, csvfile.TransactionsFile))
+		src, err := stream.CSVRows(filepath.Join(b.data, csvfile.TransactionsFile))
 		if err != nil {
 			return stream.ProduceStats{}, err
 		}
-		return stream.Produce(ctx, stream.ProducerConfig{Brokers: b.brokers, Topics: topics, Log: b.log}, rows)
+		return stream.Produce(ctx, stream.ProducerConfig{Brokers: b.brokers, Topics: topics, Log: b.log}, src)
 	}()
 	took := time.Since(begin)
 	stopProfile()

@@ -135,6 +135,10 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		kgo.SessionTimeout(6*time.Second),
 		kgo.HeartbeatInterval(time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers (a transactional producer's) come through
+		// polls, so the committed offsets move past them: a group at the
+		// end of its partitions has no lag.
+		kgo.KeepControlRecords(),
 		kgo.FetchMaxBytes(fetchMaxBytes),
 		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -280,16 +284,26 @@ func (e *Engine) Run(ctx context.Context) error {
 		// every source).
 		var parts [][]*kgo.Record
 		index := map[int32]int{}
+		markers := false
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
+			recs := p.Records
+			for i, r := range recs {
+				if r.Attrs.IsControl() { // rare: copy the data records
+					markers = true
+					recs = slices.DeleteFunc(slices.Clone(recs[i:]), func(r *kgo.Record) bool { return r.Attrs.IsControl() })
+					recs = append(slices.Clone(p.Records[:i]), recs...)
+					break
+				}
+			}
+			if len(recs) == 0 {
 				return
 			}
 			if i, ok := index[p.Partition]; ok {
-				parts[i] = append(slices.Clip(parts[i]), p.Records...)
+				parts[i] = append(slices.Clip(parts[i]), recs...)
 				return
 			}
 			index[p.Partition] = len(parts)
-			parts = append(parts, p.Records)
+			parts = append(parts, recs)
 		})
 		now := e.clock.Now()
 		e.mu.Lock()
@@ -307,6 +321,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		}
 		e.mu.Unlock()
+		if len(work) == 0 && markers {
+			// Only transaction markers were polled: commit the offsets past
+			// them in a transaction of their own.
+			work = append(work, &partWork{p: &partition{}})
+		}
 		if len(work) == 0 {
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -42,13 +43,27 @@ func TestCSVRows(t *testing.T) {
 	}
 	r.Close()
 
-	rows, err := stream.CSVRows(path)
+	src, err := stream.CSVRows(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []stream.Row
-	if err := rows(func(row stream.Row) error { got = append(got, row); return nil }); err != nil {
+	if err := src.Rows("", func(row stream.Row) error { got = append(got, row); return nil }); err != nil {
 		t.Fatal(err)
+	}
+	for i := range want {
+		want[i].Position = strconv.Itoa(i + 1)
+	}
+	if src.Total != int64(len(want)) {
+		t.Errorf("total %d, want %d", src.Total, len(want))
+	}
+	// Continuing after a position gives the rest.
+	var rest []stream.Row
+	if err := src.Rows("1234", func(row stream.Row) error { rest = append(rest, row); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(rest) != len(want)-1234 || rest[0] != want[1234] {
+		t.Fatalf("after 1234: %d rows, first %+v, want %+v", len(rest), rest[0], want[1234])
 	}
 	if len(got) != len(want) || len(got) < 2000 {
 		t.Fatalf("%d rows, want %d", len(got), len(want))
@@ -62,7 +77,7 @@ func TestCSVRows(t *testing.T) {
 	// An early stop returns the caller's error.
 	stopAt := errors.New("enough")
 	n := 0
-	err = rows(func(stream.Row) error {
+	err = src.Rows("", func(stream.Row) error {
 		if n++; n == 700 {
 			return stopAt
 		}
@@ -83,11 +98,11 @@ func TestCSVRows(t *testing.T) {
 	if err := os.WriteFile(broken, []byte(strings.Join(lines, "")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if rows, err = stream.CSVRows(broken); err != nil {
+	if src, err = stream.CSVRows(broken); err != nil {
 		t.Fatalf("the order check should not fail on this file: %v", err)
 	}
 	n = 0
-	err = rows(func(stream.Row) error { n++; return nil })
+	err = src.Rows("", func(stream.Row) error { n++; return nil })
 	if err == nil || n < 1000 {
 		t.Fatalf("broken file: %v after %d rows, want an error after the good rows", err, n)
 	}

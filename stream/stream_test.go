@@ -51,11 +51,11 @@ func loadAndProduce(t *testing.T, brokers []string, topics stream.Topics, data s
 	if err := stream.PublishMaster(ctx, brokers, topics, m.Cards, m.Customers); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := stream.CSVRows(filepath.Join(data, csvfile.TransactionsFile))
+	src, err := stream.CSVRows(filepath.Join(data, csvfile.TransactionsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: brokers, Topics: topics}, rows)
+	st, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: brokers, Topics: topics}, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,14 +233,14 @@ func TestLimitChangeMidStream(t *testing.T) {
 	}
 	produce := func(rows ...stream.Row) {
 		t.Helper()
-		_, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: brokers, Topics: topics}, func(yield func(stream.Row) error) error {
+		_, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: brokers, Topics: topics}, stream.RowsOf("test", func(yield func(stream.Row) error) error {
 			for _, r := range rows {
 				if err := yield(r); err != nil {
 					return err
 				}
 			}
 			return nil
-		})
+		}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -42,8 +42,8 @@ func BenchmarkValidatorVsRawEOS(b *testing.B) {
 		if err := stream.PublishMaster(context.Background(), brokers, topics, m.Cards, m.Customers); err != nil {
 			b.Fatal(err)
 		}
-		rows, _ := stream.CSVRows(filepath.Join(data, csvfile.TransactionsFile))
-		if _, err := stream.Produce(context.Background(), stream.ProducerConfig{Brokers: brokers, Topics: topics}, rows); err != nil {
+		src, _ := stream.CSVRows(filepath.Join(data, csvfile.TransactionsFile))
+		if _, err := stream.Produce(context.Background(), stream.ProducerConfig{Brokers: brokers, Topics: topics}, src); err != nil {
 			b.Fatal(err)
 		}
 		// raw

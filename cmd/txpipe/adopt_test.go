@@ -39,11 +39,11 @@ func TestConsumerAdoptsBatchLimits(t *testing.T) {
 	if err := stream.PublishMaster(ctx, cfg.Brokers(), topics, m.Cards, m.Customers); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := stream.CSVRows(filepath.Join(data, csvfile.TransactionsFile))
+	src, err := stream.CSVRows(filepath.Join(data, csvfile.TransactionsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topics}, rows)
+	ps, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topics}, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,9 +112,9 @@ func TestConsumerAdoptsBatchLimits(t *testing.T) {
 	time.Sleep(time.Second) // validators follow the cards topic
 	tx := txpipe.RawTransaction{TransactionID: "1000001", CardID: strconv.FormatInt(card.ID, 10), Merchant: "After Batch LLC",
 		Timestamp: "2025-04-09 12:00:00", Amount: amount.String(), Location: home, Type: "purchase"}
-	if _, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topics}, func(yield func(stream.Row) error) error {
+	if _, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topics}, stream.RowsOf("test", func(yield func(stream.Row) error) error {
 		return yield(stream.Row{Raw: tx, Seq: 1000001, Source: "test", FieldsOK: true})
-	}); err != nil {
+	})); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("the new transaction", func() bool { return written.Load() == ps.Records+1 && streamRows() == int(ps.Records)+1 })

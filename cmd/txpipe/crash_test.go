@@ -60,11 +60,11 @@ func publish(t *testing.T, brokers []string, topic, data string) stream.ProduceS
 	if err := stream.PublishMaster(ctx, brokers, topics, m.Cards, m.Customers); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := stream.CSVRows(filepath.Join(data, csvfile.TransactionsFile))
+	src, err := stream.CSVRows(filepath.Join(data, csvfile.TransactionsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: brokers, Topics: topics}, rows)
+	st, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: brokers, Topics: topics}, src)
 	if err != nil {
 		t.Fatal(err)
 	}

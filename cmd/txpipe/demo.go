@@ -120,11 +120,11 @@ func runDemo(ctx context.Context, cfg *config.Config, dataGiven bool, out io.Wri
 
 	// Produce.
 	t0 = time.Now()
-	rows, err := stream.CSVRows(filepath.Join(data, csvfile.TransactionsFile))
+	src, err := stream.CSVRows(filepath.Join(data, csvfile.TransactionsFile))
 	if err != nil {
 		return err
 	}
-	ps, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topics}, rows)
+	ps, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topics}, src)
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,11 @@ import (
 
 func newProduce() *cobra.Command {
 	var (
-		file   string
-		fromDB bool
-		rate   float64
-		noBar  bool
+		file      string
+		fromDB    bool
+		rate      float64
+		noBar     bool
+		fromStart bool
 	)
 	cmd := &cobra.Command{
 		Use:   "produce",
@@ -27,7 +28,13 @@ input order), keyed by card_id, as JSON objects with the CSV's field names,
 with an event-type header and an idempotent producer. The source is a CSV
 file (--file, default <data>/transactions.csv) or, with --from-db, MySQL's
 transactions table. Rows with the wrong number of fields go straight to the
-dead-letter topic; the validator judges everything else.`,
+dead-letter topic; the validator judges everything else.
+
+It is idempotent across runs: each Kafka transaction of records also
+records how far the source is published (topic txpipe.producer-positions),
+so a second produce of the same file (or table) continues where the first
+stopped and publishes nothing that was published before. A stop (Ctrl-C,
+SIGTERM) commits what was handed to the client and reports only that.`,
 		Example: `  txpipe produce                      # the dataset's transactions, as fast as possible
   txpipe produce --rate 10            # the reference's demo pace
   txpipe produce --file /tmp/big/transactions.csv
@@ -39,7 +46,7 @@ dead-letter topic; the validator judges everything else.`,
 				return err
 			}
 			ctx := cmd.Context()
-			var rows func(func(stream.Row) error) error
+			var src stream.Source
 			if fromDB {
 				db, err := openDB(ctx, cfg)
 				if err != nil {
@@ -49,26 +56,37 @@ dead-letter topic; the validator judges everything else.`,
 					return fmt.Errorf("--from-db needs a database: set DB_HOST")
 				}
 				defer db.Close()
-				rows = func(yield func(stream.Row) error) error {
-					return db.ScanTransactions(ctx, func(raw txpipe.RawTransaction, seq int64) error {
-						return yield(stream.Row{Raw: raw, Seq: seq, Source: fmt.Sprintf("transactions#%d", seq), FieldsOK: true})
-					})
-				}
+				src = stream.Source{ID: "mysql:" + cfg.DBName + ".transactions", Name: "table transactions of " + cfg.DBName, Total: -1,
+					Rows: func(after string, yield func(stream.Row) error) error {
+						return db.ScanTransactions(ctx, after, func(raw txpipe.RawTransaction, seq int64, pos string) error {
+							return yield(stream.Row{Raw: raw, Seq: seq, Source: fmt.Sprintf("transactions#%d", seq), FieldsOK: true, Position: pos})
+						})
+					}}
 			} else {
 				if file == "" {
 					file = filepath.Join(cfg.Data, csvfile.TransactionsFile)
 				}
-				if rows, err = stream.CSVRows(file); err != nil {
+				if src, err = stream.CSVRows(file); err != nil {
 					return err
 				}
 			}
-			pc := stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Rate: rate}
+			pc := stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Rate: rate, FromStart: fromStart}
 			if !noBar && stream.IsTerminal(os.Stderr) {
 				pc.Progress = os.Stderr
 			}
-			st, err := stream.Produce(ctx, pc, rows)
+			st, err := stream.Produce(ctx, pc, src)
+			if err != nil {
+				if st.Records+st.Rejected > 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), "produce (stopped by an error):", st)
+				}
+				return err
+			}
+			if st.Records+st.Rejected == 0 && st.From != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "produce: nothing new in %s: every row was published before (up to position %s); --from-start publishes it again\n", src.Name, st.From)
+				return nil
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), "produce:", st)
-			return err
+			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -76,5 +94,6 @@ dead-letter topic; the validator judges everything else.`,
 	f.BoolVar(&fromDB, "from-db", false, "publish MySQL's transactions table instead of a file")
 	f.Float64Var(&rate, "rate", 0, "records per second (0: as fast as the broker takes)")
 	f.BoolVar(&noBar, "no-progress", false, "no progress bar")
+	f.BoolVar(&fromStart, "from-start", false, "publish the source from its start even where an earlier run published it (the validator rejects what it judged before as duplicates)")
 	return cmd
 }

@@ -335,9 +335,10 @@ func TestScanTransactionsOrder(t *testing.T) {
 	defer func(n int) { scanChunk = n }(scanChunk)
 	for _, chunk := range []int{5000, 1, 2, 3} { // pages that split ties of timestamp
 		scanChunk = chunk
-		var got []string
-		err := db.ScanTransactions(ctx, func(raw txpipe.RawTransaction, seq int64) error {
+		var got, positions []string
+		err := db.ScanTransactions(ctx, "", func(raw txpipe.RawTransaction, seq int64, pos string) error {
 			got = append(got, strings.Join(raw.Fields(), "|")+"#"+strconv.FormatInt(seq, 10))
+			positions = append(positions, pos)
 			return nil
 		})
 		if err != nil {
@@ -346,10 +347,23 @@ func TestScanTransactionsOrder(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("chunk %d: scan =\n%s\nwant\n%s", chunk, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
+		// Continuing after each position gives the rest, exactly.
+		for i, pos := range positions {
+			var rest []string
+			if err := db.ScanTransactions(ctx, pos, func(raw txpipe.RawTransaction, seq int64, _ string) error {
+				rest = append(rest, strings.Join(raw.Fields(), "|")+"#"+strconv.FormatInt(seq, 10))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(rest, want[i+1:]) && !(len(rest) == 0 && i == len(want)-1) {
+				t.Errorf("chunk %d: after %s: %q, want %q", chunk, pos, rest, want[i+1:])
+			}
+		}
 	}
 	stop := errors.New("stop")
 	n := 0
-	if err := db.ScanTransactions(ctx, func(txpipe.RawTransaction, int64) error { n++; return stop }); err != stop || n != 1 {
+	if err := db.ScanTransactions(ctx, "", func(txpipe.RawTransaction, int64, string) error { n++; return stop }); err != stop || n != 1 {
 		t.Errorf("an error from fn: scan returned %v after %d rows", err, n)
 	}
 }

@@ -175,7 +175,18 @@ var scanChunk = 5000
 // bounded, every chunk sees the same snapshot, and a slow fn (a producer
 // waiting for its broker) never leaves a half-read result set on the
 // connection for the server to time out.
-func (db *DB) ScanTransactions(ctx context.Context, fn func(raw txpipe.RawTransaction, seq int64) error) error {
+//
+// after, when not empty, is a position fn was given before: the scan
+// continues after that row. fn gets each row's position.
+func (db *DB) ScanTransactions(ctx context.Context, after string, fn func(raw txpipe.RawTransaction, seq int64, position string) error) error {
+	var from *scanKey
+	if after != "" {
+		k, err := parseScanKey(after)
+		if err != nil {
+			return fmt.Errorf("scan transactions: %w", err)
+		}
+		from = &k
+	}
 	tx, err := db.SQL.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("scan transactions: %w", err)
@@ -192,12 +203,15 @@ func (db *DB) ScanTransactions(ctx context.Context, fn func(raw txpipe.RawTransa
 	chunk := make([]row, 0, scanChunk)
 	for first := true; ; first = false {
 		var rows *sql.Rows
-		if first {
+		if !first {
+			last := chunk[len(chunk)-1]
+			from = &scanKey{ts: last.ts, seq: last.seq, id: last.id}
+		}
+		if from == nil {
 			rows, err = tx.QueryContext(ctx, cols+order)
 		} else {
-			last := chunk[len(chunk)-1]
 			rows, err = tx.QueryContext(ctx, cols+"WHERE `timestamp` > ? OR (`timestamp` = ? AND (seq > ? OR (seq = ? AND transaction_id > ?)))"+order,
-				last.ts, last.ts, last.seq, last.seq, last.id)
+				from.ts, from.ts, from.seq, from.seq, from.id)
 		}
 		if err != nil {
 			return fmt.Errorf("scan transactions: %w", err)
@@ -232,7 +246,8 @@ func (db *DB) ScanTransactions(ctx context.Context, fn func(raw txpipe.RawTransa
 			return fmt.Errorf("scan transactions: %w", err)
 		}
 		for i := range chunk {
-			if err := fn(chunk[i].raw, chunk[i].seq); err != nil {
+			c := &chunk[i]
+			if err := fn(c.raw, c.seq, scanKey{ts: c.ts, seq: c.seq, id: c.id}.String()); err != nil {
 				return err
 			}
 		}
@@ -240,4 +255,29 @@ func (db *DB) ScanTransactions(ctx context.Context, fn func(raw txpipe.RawTransa
 			return nil
 		}
 	}
+}
+
+// scanKey is a row's place in ScanTransactions' order, as a position:
+// "timestamp|seq|transaction_id".
+type scanKey struct {
+	ts      time.Time
+	seq, id int64
+}
+
+func (k scanKey) String() string {
+	return k.ts.Format(txpipe.TimestampLayout) + "|" + strconv.FormatInt(k.seq, 10) + "|" + strconv.FormatInt(k.id, 10)
+}
+
+func parseScanKey(s string) (scanKey, error) {
+	parts := strings.Split(s, "|")
+	if len(parts) != 3 {
+		return scanKey{}, fmt.Errorf("position %q is not timestamp|seq|transaction_id", s)
+	}
+	ts, ok := txpipe.ParseTimestamp(parts[0])
+	seq, err1 := strconv.ParseInt(parts[1], 10, 64)
+	id, err2 := strconv.ParseInt(parts[2], 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return scanKey{}, fmt.Errorf("position %q is not timestamp|seq|transaction_id", s)
+	}
+	return scanKey{ts: ts, seq: seq, id: id}, nil
 }
