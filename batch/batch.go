@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -193,7 +195,27 @@ type run struct {
 	batches int
 	closed  bool
 	sum     Summary
+
+	noLoad      atomic.Bool // the server refused LOAD DATA LOCAL INFILE
+	refusedOnce sync.Once
 }
+
+// useLoad says whether MySQL writes try LOAD DATA LOCAL INFILE.
+func (r *run) useLoad() bool { return !r.o.forceInsert && !r.noLoad.Load() }
+
+// noteRefused remembers that the server refused LOAD DATA LOCAL INFILE,
+// and says so once.
+func (r *run) noteRefused(refused bool) {
+	if refused {
+		r.noLoad.Store(true)
+		r.refusedOnce.Do(func() {
+			r.log.Warn("batch: the server refuses LOAD DATA LOCAL INFILE, writing with INSERT (slower; enable local_infile)")
+		})
+	}
+}
+
+// tables are the MySQL tables the run replaces.
+func (r *run) tables() []string { return viewTables }
 
 // output is a file written to a temporary name until commit.
 type output struct {
@@ -243,7 +265,6 @@ func (r *run) execute(parent context.Context) (err error) {
 		phase, t = next, time.Now()
 	}
 	var writeConns []*sql.Conn // [0] also runs the DDL
-	useLoad := false
 	if o.DB != nil {
 		defer func() {
 			// A canceled run has lost these connections: the unfinished
@@ -252,7 +273,7 @@ func (r *run) execute(parent context.Context) (err error) {
 				c.Close()
 			}
 			if err != nil {
-				if derr := dropNext(o.DB); derr != nil {
+				if derr := dropNext(o.DB, r.tables()); derr != nil {
 					r.log.Warn("batch: drop the unfinished tables (the next run drops them)", "err", derr)
 				}
 			}
@@ -265,15 +286,8 @@ func (r *run) execute(parent context.Context) (err error) {
 			}
 			writeConns = append(writeConns, c)
 		}
-		if err := prepareTables(ctx, writeConns[0]); err != nil {
+		if err := prepareTables(ctx, writeConns[0], r.tables()); err != nil {
 			return err
-		}
-		if !o.forceInsert {
-			if perr := probeLoadData(ctx, writeConns[0]); perr != nil {
-				r.log.Warn("batch: LOAD DATA LOCAL INFILE refused, writing with INSERT", "err", perr)
-			} else {
-				useLoad = true
-			}
 		}
 	}
 
@@ -346,10 +360,9 @@ func (r *run) execute(parent context.Context) (err error) {
 	// records dealt round-robin: the server inserts in parallel.
 	for _, conn := range writeConns {
 		r.startLoader(func(ch <-chan arrow.Record) error {
-			if useLoad {
-				return loadData(ctx, conn, batchTable+"_next", ch)
-			}
-			return insertTx(ctx, conn, batchTable+"_next", ch)
+			refused, err := loadRecords(ctx, conn, batchTable+"_next", r.useLoad(), ch)
+			r.noteRefused(refused)
+			return err
 		})
 	}
 	b := newTxBuilder(o.Alloc, o.BatchRows)
@@ -374,7 +387,7 @@ func (r *run) execute(parent context.Context) (err error) {
 	// written (in MySQL mode through the reading connection, now free).
 	r.closeWorkers()
 	lap("rescore")
-	changed, err := r.writeMaster(ctx, readTx, master, useLoad, addCSV, addParquet)
+	changed, err := r.writeMaster(ctx, readTx, master, addCSV, addParquet)
 	if err != nil {
 		cancel(err)
 	}
@@ -402,7 +415,7 @@ func (r *run) execute(parent context.Context) (err error) {
 		return err
 	}
 	if o.DB != nil {
-		dropErr, err := swapTables(ctx, writeConns[0])
+		dropErr, err := swapTables(ctx, writeConns[0], r.tables())
 		if err != nil {
 			return err
 		}
@@ -422,7 +435,7 @@ func (r *run) execute(parent context.Context) (err error) {
 
 // writeMaster settles the cards and re-scores the customers, and writes
 // them to the CSV files, the Parquet files and the MySQL tables.
-func (r *run) writeMaster(ctx context.Context, readTx *sql.Tx, master *txpipe.Master, useLoad bool,
+func (r *run) writeMaster(ctx context.Context, readTx *sql.Tx, master *txpipe.Master,
 	addCSV func(string, []string) (*csvfile.Writer, error), addParquet func(string, *arrow.Schema) (*parquetOut, error)) ([]txpipe.Card, error) {
 	if readTx != nil {
 		if err := readTx.Commit(); err != nil {
@@ -457,7 +470,7 @@ func (r *run) writeMaster(ctx context.Context, readTx *sql.Tx, master *txpipe.Ma
 		}
 	}
 	if r.o.DB != nil {
-		if err := writeMasterViews(ctx, r.readConn, useLoad, cards, customers); err != nil {
+		if err := r.writeMasterViews(ctx, r.readConn, cards, customers); err != nil {
 			return nil, err
 		}
 	}
