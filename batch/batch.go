@@ -31,6 +31,9 @@ import (
 
 const defaultLoaders = 2
 
+// DefaultMinWeeklyVolume is the default of Options.MinWeeklyVolume.
+const DefaultMinWeeklyVolume = 20
+
 // DefaultBatchRows is the default number of rows of an Arrow record batch.
 const DefaultBatchRows = 64 << 10
 
@@ -61,6 +64,14 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock of the runs record; time.Now when nil.
 	Now func() time.Time
+	// Analytics also computes the analytics views (package
+	// batch/analytics) in the same pass and swaps them in with the
+	// others. Without it the analytics views of the last run that
+	// computed them stay as they are.
+	Analytics bool
+	// MinWeeklyVolume is the fewest transactions of a merchant's week for
+	// a drop from it to count as one (DefaultMinWeeklyVolume when zero).
+	MinWeeklyVolume int
 
 	// hook, for tests, is called after each record batch ("rows", with the
 	// rows read so far) and before the views are committed ("commit"); an
@@ -178,6 +189,9 @@ func (o *Options) defaults() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.MinWeeklyVolume <= 0 {
+		o.MinWeeklyVolume = DefaultMinWeeklyVolume
+	}
 	return nil
 }
 
@@ -198,6 +212,10 @@ type run struct {
 
 	noLoad      atomic.Bool // the server refused LOAD DATA LOCAL INFILE
 	refusedOnce sync.Once
+
+	an        *analyzer // with Options.Analytics
+	cards     []txpipe.Card
+	customers []txpipe.Customer
 }
 
 // useLoad says whether MySQL writes try LOAD DATA LOCAL INFILE.
@@ -215,7 +233,12 @@ func (r *run) noteRefused(refused bool) {
 }
 
 // tables are the MySQL tables the run replaces.
-func (r *run) tables() []string { return viewTables }
+func (r *run) tables() []string {
+	if r.o.Analytics {
+		return append(slices.Clone(viewTables), analyticsTables()...)
+	}
+	return viewTables
+}
 
 // output is a file written to a temporary name until commit.
 type output struct {
@@ -314,6 +337,18 @@ func (r *run) execute(parent context.Context) (err error) {
 		r.cardIdx[c.ID] = i
 	}
 	r.sums = make([]txpipe.Money, len(master.Cards))
+	if o.Analytics {
+		r.an = newAnalyzer(master, r.cardIdx)
+		r.an.total.minWeeklyVolume = int64(o.MinWeeklyVolume)
+		if readTx != nil {
+			err = r.an.readMySQL(ctx, readTx, master)
+		} else {
+			err = r.an.readCSV(master, o.DataDir, o.ResultsDir)
+		}
+		if err != nil {
+			return fmt.Errorf("analytics: %w", err)
+		}
+	}
 
 	// Outputs, to temporary files until the end.
 	var outs outputs
@@ -356,6 +391,9 @@ func (r *run) execute(parent context.Context) (err error) {
 		}
 		r.startWorker("parquet", p.consume)
 	}
+	if r.an != nil {
+		r.startWorker("analytics", r.an.consume)
+	}
 	// batch_transactions_next is loaded through several connections, the
 	// records dealt round-robin: the server inserts in parallel.
 	for _, conn := range writeConns {
@@ -394,6 +432,16 @@ func (r *run) execute(parent context.Context) (err error) {
 	r.stopWorkers()
 	if err := context.Cause(ctx); err != nil {
 		return err
+	}
+	if r.an != nil {
+		lap("analytics")
+		var conn *sql.Conn
+		if len(writeConns) > 0 {
+			conn = writeConns[0]
+		}
+		if err := r.writeAnalytics(ctx, conn, master, addCSV, addParquet); err != nil {
+			return fmt.Errorf("analytics: %w", err)
+		}
 	}
 
 	lap("commit")
@@ -446,6 +494,7 @@ func (r *run) writeMaster(ctx context.Context, readTx *sql.Tx, master *txpipe.Ma
 	if err != nil {
 		return nil, err
 	}
+	r.cards, r.customers = cards, customers
 	cw, err := addCSV(csvfile.CardsUpdatedFile, csvfile.CardColumns)
 	if err != nil {
 		return nil, err

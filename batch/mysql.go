@@ -190,8 +190,10 @@ func readMasterMySQL(ctx context.Context, tx *sql.Tx) (*txpipe.Master, error) {
 	return &m, nil
 }
 
-func queryRows(ctx context.Context, tx *sql.Tx, table, query string, scan func(*sql.Rows, int) error) error {
-	rows, err := tx.QueryContext(ctx, query)
+func queryRows(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, table, query string, scan func(*sql.Rows, int) error) error {
+	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", table, err)
 	}
