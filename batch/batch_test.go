@@ -22,6 +22,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 	"github.com/pressly/goose/v3"
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/batch/analytics"
 	"github.com/txpipe/txpipe/internal/mysqltest"
 	"github.com/txpipe/txpipe/internal/reftest"
 	"github.com/txpipe/txpipe/migrations"
@@ -422,7 +423,16 @@ func readParquet(t *testing.T, mem memory.Allocator, path string) [][]string {
 				if name == "seq" {
 					continue
 				}
+				if col.IsNull(i) {
+					row = append(row, "")
+					continue
+				}
 				switch a := col.(type) {
+				case *array.Decimal128:
+					scale := int(a.DataType().(*arrow.Decimal128Type).Scale)
+					row = append(row, analytics.FormatFixed(int64(a.Value(i).LowBits()), scale)) // |v| < 2^63
+				case *array.Date32:
+					row = append(row, analytics.Day(a.Value(i)).String())
 				case *array.Int64:
 					if strings.HasSuffix(name, "_cents") {
 						row = append(row, txpipe.Money(a.Value(i)).String())
