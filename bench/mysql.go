@@ -328,5 +328,15 @@ func (b *bencher) batchStage(ctx context.Context, rep *Report) error {
 	}
 	rep.Batch.finish(rawRows, raw, sum.Transactions, took)
 	b.logStage(rep.Batch)
+
+	b.log.Info("bench: batch with analytics, batch.Run", "database", b.sinkDB.name)
+	begin = time.Now()
+	sum, err = batch.Run(ctx, batch.Options{DB: db.SQL, ResultsDir: filepath.Join(b.tmp, "batch-analytics-results"), Analytics: true, Log: b.log})
+	took = time.Since(begin)
+	if err != nil {
+		return err
+	}
+	rep.Analytics.finish(rawRows, raw, sum.Transactions, took)
+	b.logStage(rep.Analytics)
 	return b.batchChild(ctx, rep)
 }
