@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
@@ -486,5 +487,55 @@ func checkParquet(t *testing.T, mem *memory.CheckedAllocator, dir string) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: parquet %q\ncsv %q", v.ParquetFile(), got[:min(2, len(got))], want[:min(2, len(want))])
 		}
+	}
+}
+
+// TestAnalyticsFailureKeepsViews fails MySQL-mode runs with analytics
+// before the commit and while reading: the previous analytics files and
+// tables stay.
+func TestAnalyticsFailureKeepsViews(t *testing.T) {
+	mem := checkedAlloc(t)
+	p := newPatterns(t)
+	db := newDB(t)
+	loadMySQL(t, db, p.run)
+	dir := t.TempDir()
+	opts := Options{DB: db, ResultsDir: dir, Parquet: true, Analytics: true, Alloc: mem, BatchRows: 500, Log: quiet}
+	if _, err := Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	tables := strings.Join(analyticsTables(), ", ")
+	sums := fmt.Sprint(queryStrings(t, db, "CHECKSUM TABLE "+tables))
+	files := snapshotFiles(t, dir)
+	if _, err := db.Exec("DELETE FROM stream_transactions WHERE transaction_id % 3 = 0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, point := range []string{"rows", "commit"} {
+		o := opts
+		o.hook = func(p string, rows int64) error {
+			if p == point && rows >= 1000 {
+				return errors.New("injected")
+			}
+			return nil
+		}
+		if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "injected") {
+			t.Fatalf("%s: error %v", point, err)
+		}
+		if got := fmt.Sprint(queryStrings(t, db, "CHECKSUM TABLE "+tables)); got != sums {
+			t.Errorf("%s: analytics tables changed", point)
+		}
+		for name, b := range snapshotFiles(t, dir) {
+			if !bytes.Equal(b, files[name]) {
+				t.Errorf("%s: %s changed", point, name)
+			}
+		}
+	}
+	// Without analytics, the analytics views of the last run stay.
+	o := opts
+	o.Analytics = false
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(queryStrings(t, db, "CHECKSUM TABLE "+tables)); got != sums {
+		t.Errorf("a run without analytics changed the analytics tables")
 	}
 }
