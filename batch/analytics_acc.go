@@ -78,8 +78,6 @@ type dayStat struct {
 	active                int64
 }
 
-type weekStat struct{ n, amount int64 }
-
 type lostStat struct{ declines, recovered, lost, lostAmount int64 }
 
 type pendingDecline struct {
@@ -126,13 +124,8 @@ type analyzer struct {
 	types      interner
 	typeRefund []bool // the type is "refund"
 
-	merchants  interner
-	mHour      []int64 // merchant*24 + hour
-	mWeekday   []int64 // merchant*7 + weekday-1
-	mSales     []int64
-	mRefunds   []int64
-	mLinked    []int64
-	mRefundAmt []int64
+	merchants merchants
+	drops     []weekDrop
 
 	typeSales, typeRefunds, typeLinked, typeRefundAmt []int64
 	unlinkedRefunds, unlinkedRefundAmt                int64
@@ -141,10 +134,9 @@ type analyzer struct {
 	reasonCount  []int64
 	reasonAmount []int64
 
-	lost    map[int64]*lostStat // merchant<<20 | reason
-	pending [][]pendingDecline  // by customer
+	lost    map[int64]lostStat // merchant<<20 | reason
+	pending [][]pendingDecline // by customer
 
-	weeks map[int64]weekStat // merchant<<32 | uint32(Monday)
 	days  map[analytics.Day]*dayStat
 	first analytics.Day
 	last  analytics.Day
@@ -182,9 +174,8 @@ func newAnalyzer(m *txpipe.Master, cardIdx map[int64]int) *analyzer {
 	a := &analyzer{
 		cardIdx:   cardIdx,
 		cardCust:  make([]int32, nc),
-		lost:      map[int64]*lostStat{},
+		lost:      map[int64]lostStat{},
 		pending:   make([][]pendingDecline, len(m.Customers)),
-		weeks:     map[int64]weekStat{},
 		days:      map[analytics.Day]*dayStat{},
 		cTx:       make([]int64, nc),
 		cDeclined: make([]int64, nc),
@@ -254,19 +245,6 @@ func (a *analyzer) typeID(s string) int32 {
 	return i
 }
 
-func (a *analyzer) merchantID(s string) int32 {
-	i, isNew := a.merchants.id(s)
-	if isNew {
-		a.mHour = append(a.mHour, make([]int64, 24)...)
-		a.mWeekday = append(a.mWeekday, make([]int64, 7)...)
-		a.mSales = append(a.mSales, 0)
-		a.mRefunds = append(a.mRefunds, 0)
-		a.mLinked = append(a.mLinked, 0)
-		a.mRefundAmt = append(a.mRefundAmt, 0)
-	}
-	return i
-}
-
 func (a *analyzer) reasonID(s string) int32 {
 	i, isNew := a.reasons.id(s)
 	if isNew {
@@ -305,7 +283,8 @@ func (a *analyzer) add(rec arrow.Record) {
 		day := analytics.DayOf(ts)
 		wd := day.Weekday()
 		hour := int(((ts%microsPerDay)+microsPerDay)%microsPerDay) / 3600000000
-		m := a.merchantID(c.merchant.Value(i))
+		m := a.merchants.id(c.merchant.Value(i))
+		ms := a.merchants.stat(m)
 		ty := a.typeID(c.typ.Value(i))
 		reg := a.region(c.location.Value(i))
 		refund := a.typeRefund[ty] || amt < 0
@@ -387,17 +366,14 @@ func (a *analyzer) add(rec arrow.Record) {
 				sl.spend += amt
 			}
 		}
-		a.mHour[int(m)*24+hour]++
-		a.mWeekday[int(m)*7+wd-1]++
+		a.merchants.addSlot(ms, hour, wd)
 
 		// Weeks per merchant.
-		wk := int64(m)<<32 | int64(uint32(day.Monday()))
-		w := a.weeks[wk]
-		w.n++
+		weekAmt := int64(0)
 		if approved {
-			w.amount += amt
+			weekAmt = amt
 		}
-		a.weeks[wk] = w
+		a.merchants.addWeek(m, ms, day.Monday(), weekAmt, a.total.minWeeklyVolume, &a.drops)
 
 		// Lost sales.
 		reason := int32(-1)
@@ -415,7 +391,7 @@ func (a *analyzer) add(rec arrow.Record) {
 				d.refundAmount += amt
 			default:
 				a.total.sales++
-				a.mSales[m]++
+				ms.sales++
 				a.typeSales[ty]++
 				slot := k*refundHorizon + int(a.ringNext[k])
 				a.ringID[slot], a.ringMerchant[slot], a.ringType[slot] = c.id[i], m, ty
@@ -436,9 +412,10 @@ func (a *analyzer) refund(k int, m int32, related string, hasRelated bool, amt i
 			for s := k * refundHorizon; s < (k+1)*refundHorizon; s++ {
 				if a.ringID[s] == id {
 					om, ot := a.ringMerchant[s], a.ringType[s]
-					a.mRefunds[om]++
-					a.mLinked[om]++
-					a.mRefundAmt[om] += amt
+					st := a.merchants.stat(om)
+					st.refunds++
+					st.linked++
+					st.refundAmt += amt
 					a.typeRefunds[ot]++
 					a.typeLinked[ot]++
 					a.typeRefundAmt[ot] += amt
@@ -447,8 +424,9 @@ func (a *analyzer) refund(k int, m int32, related string, hasRelated bool, amt i
 			}
 		}
 	}
-	a.mRefunds[m]++
-	a.mRefundAmt[m] += amt
+	st := a.merchants.stat(m)
+	st.refunds++
+	st.refundAmt += amt
 	a.unlinkedRefunds++
 	a.unlinkedRefundAmt += amt
 }
@@ -467,13 +445,19 @@ func (a *analyzer) lostSales(cust int32, t int64, m int32, approved bool, reason
 		case t-d.t > lostSaleWindow:
 			a.lose(d)
 		case approved && d.merchant == m && t >= d.t:
-			a.lostStat(d.merchant, d.reason).recovered++
+			k := lostKey(d.merchant, d.reason)
+			s := a.lost[k]
+			s.recovered++
+			a.lost[k] = s
 		default:
 			keep = append(keep, d)
 		}
 	}
 	if !approved {
-		a.lostStat(m, reason).declines++
+		k := lostKey(m, reason)
+		s := a.lost[k]
+		s.declines++
+		a.lost[k] = s
 		keep = append(keep, pendingDecline{t: t, merchant: m, reason: reason, amount: amt})
 	}
 	if len(keep) == 0 {
@@ -482,20 +466,14 @@ func (a *analyzer) lostSales(cust int32, t int64, m int32, approved bool, reason
 	a.pending[cust] = keep
 }
 
-func (a *analyzer) lostStat(m, reason int32) *lostStat {
-	key := int64(m)<<20 | int64(reason)
-	s := a.lost[key]
-	if s == nil {
-		s = &lostStat{}
-		a.lost[key] = s
-	}
-	return s
-}
+func lostKey(m, reason int32) int64 { return int64(m)<<20 | int64(reason) }
 
 func (a *analyzer) lose(d pendingDecline) {
-	s := a.lostStat(d.merchant, d.reason)
+	k := lostKey(d.merchant, d.reason)
+	s := a.lost[k]
 	s.lost++
 	s.lostAmount += d.amount
+	a.lost[k] = s
 }
 
 // finishLostSales counts the declines still waiting as lost: the data

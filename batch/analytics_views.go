@@ -103,6 +103,7 @@ type analyticsInput struct {
 // views computes every analytics view. Call it once, after the pass.
 func (a *analyzer) views(in analyticsInput) []viewData {
 	a.finishLostSales()
+	a.merchants.finish(a.total.minWeeklyVolume, &a.drops)
 	return []viewData{
 		a.regionsView(),
 		a.segmentsView(in),
@@ -404,36 +405,45 @@ func (a *analyzer) spanDays() (total int64, byWeekday [7]int64) {
 
 func (a *analyzer) timePatternsView() viewData {
 	total, byWeekday := a.spanDays()
-	nm := len(a.merchants.names)
+	names := a.merchants.names
+	// The top 3 merchants of every slot, in one pass over the merchants.
+	var top [numSlots][]int
+	var counts [numSlots][]int64
+	var c [numSlots]int64
+	for m := range int32(len(names)) {
+		a.merchants.slots(a.merchants.stat(m), &c)
+		for s, n := range c {
+			if n == 0 {
+				continue
+			}
+			t, tc := top[s], counts[s]
+			j := len(t)
+			for j > 0 && (tc[j-1] < n || tc[j-1] == n && names[t[j-1]] > names[m]) {
+				j--
+			}
+			if j < 3 {
+				t, tc = slices.Insert(t, j, int(m)), slices.Insert(tc, j, n)
+				if len(t) > 3 {
+					t, tc = t[:3], tc[:3]
+				}
+				top[s], counts[s] = t, tc
+			}
+		}
+	}
 	type slotRow struct {
-		dim       string
-		slot      int
-		label     string
-		days      int64
-		st        *slotStat
-		merchants []int
-		mCounts   []int64
+		dim   string
+		slot  int
+		label string
+		days  int64
+		st    *slotStat
+		top   int // index in top/counts
 	}
 	var rows []slotRow
-	column := make([]int64, nm)
-	topMerchants := func(counts []int64, stride, off int) ([]int, []int64) {
-		for m := range nm {
-			column[m] = counts[m*stride+off]
-		}
-		idx := topK(column, a.merchants.names, 3)
-		c := make([]int64, len(idx))
-		for j, m := range idx {
-			c[j] = column[m]
-		}
-		return idx, c
-	}
 	for h := range 24 {
-		idx, c := topMerchants(a.mHour, 24, h)
-		rows = append(rows, slotRow{"hour", h, fmt.Sprintf("%02d:00-%02d:59", h, h), total, &a.hours[h], idx, c})
+		rows = append(rows, slotRow{"hour", h, fmt.Sprintf("%02d:00-%02d:59", h, h), total, &a.hours[h], h})
 	}
 	for w := range 7 {
-		idx, c := topMerchants(a.mWeekday, 7, w)
-		rows = append(rows, slotRow{"weekday", w + 1, analytics.WeekdayNames[w], byWeekday[w], &a.weekdays[w], idx, c})
+		rows = append(rows, slotRow{"weekday", w + 1, analytics.WeekdayNames[w], byWeekday[w], &a.weekdays[w], 24 + w})
 	}
 	return viewData{view: mustView(analytics.TimePatterns), n: len(rows), row: func(i int, dst []cell) []cell {
 		r := rows[i]
@@ -443,9 +453,10 @@ func (a *analyzer) timePatternsView() viewData {
 		}
 		dst = append(dst, strc(r.dim), intc(int64(r.slot)), strc(r.label), intc(r.days), intc(r.st.n), perDay,
 			intc(r.st.approved), intc(r.st.amount), intc(r.st.spend))
+		t, tc := top[r.top], counts[r.top]
 		for j := range 3 {
-			if j < len(r.merchants) {
-				dst = append(dst, strc(a.merchants.names[r.merchants[j]]), intc(r.mCounts[j]))
+			if j < len(t) {
+				dst = append(dst, strc(names[t[j]]), intc(tc[j]))
 			} else {
 				dst = append(dst, nullc, nullc)
 			}
@@ -505,54 +516,41 @@ func (a *analyzer) declineReasonsView() viewData {
 func (a *analyzer) lostSalesView() viewData {
 	type lostRow struct {
 		merchant, reason int32
-		s                *lostStat
+		s                lostStat
 	}
+	names := a.merchants.names
 	rows := make([]lostRow, 0, len(a.lost))
 	for k, s := range a.lost {
 		rows = append(rows, lostRow{int32(k >> 20), int32(k & (1<<20 - 1)), s})
 	}
 	slices.SortFunc(rows, func(x, y lostRow) int {
 		return cmp.Or(cmp.Compare(y.s.lostAmount, x.s.lostAmount), cmp.Compare(y.s.lost, x.s.lost),
-			strings.Compare(a.merchants.names[x.merchant], a.merchants.names[y.merchant]),
+			strings.Compare(names[x.merchant], names[y.merchant]),
 			strings.Compare(a.reasons.names[x.reason], a.reasons.names[y.reason]))
 	})
 	return viewData{view: mustView(analytics.LostSales), n: len(rows), row: func(i int, dst []cell) []cell {
 		r := rows[i]
-		return append(dst, strc(a.merchants.names[r.merchant]), strc(a.reasons.names[r.reason]), intc(r.s.declines),
+		return append(dst, strc(names[r.merchant]), strc(a.reasons.names[r.reason]), intc(r.s.declines),
 			intc(r.s.recovered), intc(r.s.lost), intc(r.s.lostAmount), ratec(r.s.lost, r.s.declines))
 	}}
 }
 
 func (a *analyzer) merchantDropsView() viewData {
-	type drop struct {
-		merchant  int32
-		week      analytics.Day
-		prev, cur weekStat
-	}
+	names := a.merchants.names
 	complete := func(monday analytics.Day) bool { return a.any && monday >= a.first && monday+6 <= a.last }
-	var rows []drop
-	for k, prev := range a.weeks {
-		m, monday := int32(k>>32), analytics.Day(int32(uint32(k)))
-		next := monday + 7
-		if prev.n < a.total.minWeeklyVolume || !complete(monday) || !complete(next) {
-			continue
-		}
-		cur := a.weeks[int64(m)<<32|int64(uint32(next))]
-		if cur.n < prev.n {
-			rows = append(rows, drop{m, next, prev, cur})
-		}
-	}
-	slices.SortFunc(rows, func(x, y drop) int {
-		// The larger (prev-cur)/prev first, compared exactly.
-		xh, xl := bits.Mul64(uint64(x.prev.n-x.cur.n), uint64(y.prev.n))
-		yh, yl := bits.Mul64(uint64(y.prev.n-y.cur.n), uint64(x.prev.n))
-		return cmp.Or(-cmp.Or(cmp.Compare(xh, yh), cmp.Compare(xl, yl)), cmp.Compare(x.cur.n-x.prev.n, y.cur.n-y.prev.n),
-			strings.Compare(a.merchants.names[x.merchant], a.merchants.names[y.merchant]), cmp.Compare(x.week, y.week))
+	// Both weeks inside the span.
+	rows := slices.DeleteFunc(a.drops, func(d weekDrop) bool { return !complete(d.week-7) || !complete(d.week) })
+	slices.SortFunc(rows, func(x, y weekDrop) int {
+		// The larger (prev-n)/prev first, compared exactly.
+		xh, xl := bits.Mul64(uint64(x.prevN-x.n), uint64(y.prevN))
+		yh, yl := bits.Mul64(uint64(y.prevN-y.n), uint64(x.prevN))
+		return cmp.Or(-cmp.Or(cmp.Compare(xh, yh), cmp.Compare(xl, yl)), cmp.Compare(x.n-x.prevN, y.n-y.prevN),
+			strings.Compare(names[x.merchant], names[y.merchant]), cmp.Compare(x.week, y.week))
 	})
 	return viewData{view: mustView(analytics.MerchantDrops), n: len(rows), row: func(i int, dst []cell) []cell {
 		r := rows[i]
-		return append(dst, strc(a.merchants.names[r.merchant]), intc(int64(r.week)), intc(r.prev.n), intc(r.cur.n),
-			intc(r.cur.n-r.prev.n), ratec(r.prev.n-r.cur.n, r.prev.n), intc(r.prev.amount), intc(r.cur.amount))
+		return append(dst, strc(names[r.merchant]), intc(int64(r.week)), intc(r.prevN), intc(r.n),
+			intc(r.n-r.prevN), ratec(r.prevN-r.n, r.prevN), intc(r.prevAmt), intc(r.amount))
 	}}
 }
 
@@ -575,14 +573,15 @@ func (a *analyzer) refundRatesView() viewData {
 	if a.unlinkedRefunds > 0 {
 		rows = append(rows, refundRow{"transaction_type", "(unlinked)", 0, a.unlinkedRefunds, 0, a.unlinkedRefundAmt})
 	}
-	var ms []int
-	for m, n := range a.mRefunds {
-		if n > 0 {
+	names := a.merchants.names
+	var ms []int32
+	for m := range int32(len(names)) {
+		if a.merchants.stat(m).refunds > 0 {
 			ms = append(ms, m)
 		}
 	}
-	slices.SortFunc(ms, func(x, y int) int {
-		return cmp.Or(cmp.Compare(a.mRefunds[y], a.mRefunds[x]), strings.Compare(a.merchants.names[x], a.merchants.names[y]))
+	slices.SortFunc(ms, func(x, y int32) int {
+		return cmp.Or(cmp.Compare(a.merchants.stat(y).refunds, a.merchants.stat(x).refunds), strings.Compare(names[x], names[y]))
 	})
 	nTypes := len(rows)
 	return viewData{view: mustView(analytics.RefundRates), n: nTypes + len(ms), row: func(i int, dst []cell) []cell {
@@ -591,7 +590,8 @@ func (a *analyzer) refundRatesView() viewData {
 			r = rows[i]
 		} else {
 			m := ms[i-nTypes]
-			r = refundRow{"merchant", a.merchants.names[m], a.mSales[m], a.mRefunds[m], a.mLinked[m], a.mRefundAmt[m]}
+			st := a.merchants.stat(m)
+			r = refundRow{"merchant", names[m], int64(st.sales), int64(st.refunds), int64(st.linked), st.refundAmt}
 		}
 		return append(dst, strc(r.dim), strc(r.key), intc(r.sales), intc(r.refunds), intc(r.linked), ratec(r.refunds, r.sales), intc(r.amount))
 	}}
