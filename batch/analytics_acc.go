@@ -126,6 +126,7 @@ type analyzer struct {
 
 	merchants merchants
 	drops     []weekDrop
+	early     []viewData // the views computed once the pass is over
 
 	typeSales, typeRefunds, typeLinked, typeRefundAmt []int64
 	unlinkedRefunds, unlinkedRefundAmt                int64
@@ -137,10 +138,12 @@ type analyzer struct {
 	lost    map[int64]lostStat // merchant<<20 | reason
 	pending [][]pendingDecline // by customer
 
-	days  map[analytics.Day]*dayStat
-	first analytics.Day
-	last  analytics.Day
-	any   bool
+	days    map[analytics.Day]*dayStat
+	curDay  *dayStat // the day of the last row
+	curDayN analytics.Day
+	first   analytics.Day
+	last    analytics.Day
+	any     bool
 
 	hours    [24]slotStat
 	weekdays [7]slotStat
@@ -300,10 +303,13 @@ func (a *analyzer) add(rec arrow.Record) {
 			a.last = day
 		}
 		a.any = true
-		d := a.days[day]
-		if d == nil {
-			d = &dayStat{}
-			a.days[day] = d
+		d := a.curDay
+		if d == nil || day != a.curDayN {
+			if d = a.days[day]; d == nil {
+				d = &dayStat{}
+				a.days[day] = d
+			}
+			a.curDay, a.curDayN = d, day
 		}
 		d.n++
 		if a.cLastDay[k] != day { // a card's rows come in event order

@@ -213,41 +213,41 @@ func (r *run) writeAnalyticsMySQL(ctx context.Context, tx *sql.Tx, v *viewData) 
 	return nil
 }
 
-// writeAnalytics computes the views and writes them to temporary CSV and
-// Parquet files and, with MySQL, to the <table>_next tables in one
-// transaction on conn.
-func (r *run) writeAnalytics(ctx context.Context, conn *sql.Conn, master *txpipe.Master,
+// writeViews writes views: with files, to temporary CSV (and Parquet)
+// files; with conn, to their <table>_next tables in one transaction.
+func (r *run) writeViews(ctx context.Context, views []viewData, files bool, conn *sql.Conn,
 	addCSV func(string, []string) (*csvfile.Writer, error), addParquet func(string, *arrow.Schema) (*parquetOut, error)) error {
-	views := r.an.views(analyticsInput{master: master, cards: r.cards, customers: r.customers})
 	var tx *sql.Tx
 	if conn != nil {
 		var err error
 		if tx, err = conn.BeginTx(ctx, nil); err != nil {
-			return fmt.Errorf("write the analytics tables: %w", err)
+			return fmt.Errorf("analytics: write the tables: %w", err)
 		}
 		defer tx.Rollback()
 	}
 	for i := range views {
 		v := &views[i]
-		w, err := addCSV(v.view.File(), v.view.ColumnNames())
-		if err != nil {
-			return err
-		}
-		if err := v.writeCSV(w); err != nil {
-			return fmt.Errorf("%s: %w", v.view.File(), err)
-		}
-		if r.o.Parquet {
-			p, err := addParquet(v.view.File(), arrowSchema(v.view))
+		if files {
+			w, err := addCSV(v.view.File(), v.view.ColumnNames())
 			if err != nil {
 				return err
 			}
-			if err := v.writeParquet(p, r.o.Alloc); err != nil {
-				return err
+			if err := v.writeCSV(w); err != nil {
+				return fmt.Errorf("analytics: %s: %w", v.view.File(), err)
+			}
+			if r.o.Parquet {
+				p, err := addParquet(v.view.File(), arrowSchema(v.view))
+				if err != nil {
+					return err
+				}
+				if err := v.writeParquet(p, r.o.Alloc); err != nil {
+					return fmt.Errorf("analytics: %w", err)
+				}
 			}
 		}
 		if tx != nil {
 			if err := r.writeAnalyticsMySQL(ctx, tx, v); err != nil {
-				return err
+				return fmt.Errorf("analytics: %w", err)
 			}
 		}
 		if err := context.Cause(ctx); err != nil {
@@ -256,9 +256,8 @@ func (r *run) writeAnalytics(ctx context.Context, conn *sql.Conn, master *txpipe
 	}
 	if tx != nil {
 		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("write the analytics tables: commit: %w", err)
+			return fmt.Errorf("analytics: write the tables: commit: %w", err)
 		}
 	}
-	r.log.Debug("analytics views computed", "views", len(views), "merchants", len(r.an.merchants.names), "regions", len(r.an.regionInfo))
 	return nil
 }

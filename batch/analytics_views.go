@@ -100,13 +100,13 @@ type analyticsInput struct {
 	customers []txpipe.Customer // re-scored
 }
 
-// views computes every analytics view. Call it once, after the pass.
-func (a *analyzer) views(in analyticsInput) []viewData {
+// earlyViews computes every analytics view but the segments, once the
+// pass is over, and keeps them in a.early.
+func (a *analyzer) earlyViews() []viewData {
 	a.finishLostSales()
 	a.merchants.finish(a.total.minWeeklyVolume, &a.drops)
-	return []viewData{
+	a.early = []viewData{
 		a.regionsView(),
-		a.segmentsView(in),
 		a.timePatternsView(),
 		a.dailyView(),
 		a.declineReasonsView(),
@@ -116,6 +116,7 @@ func (a *analyzer) views(in analyticsInput) []viewData {
 		a.kpisView(),
 		a.forecastView(),
 	}
+	return a.early
 }
 
 type regionRow struct {

@@ -214,6 +214,7 @@ type run struct {
 	refusedOnce sync.Once
 
 	an        *analyzer // with Options.Analytics
+	anConn    *sql.Conn // writes the analytics tables while the loaders run
 	cards     []txpipe.Card
 	customers []txpipe.Customer
 }
@@ -295,6 +296,9 @@ func (r *run) execute(parent context.Context) (err error) {
 			for _, c := range writeConns {
 				c.Close()
 			}
+			if r.anConn != nil {
+				r.anConn.Close()
+			}
 			if err != nil {
 				if derr := dropNext(o.DB, r.tables()); derr != nil {
 					r.log.Warn("batch: drop the unfinished tables (the next run drops them)", "err", derr)
@@ -308,6 +312,13 @@ func (r *run) execute(parent context.Context) (err error) {
 				return fmt.Errorf("connect: %w", err)
 			}
 			writeConns = append(writeConns, c)
+		}
+		// The analytics views are written while batch_transactions loads,
+		// through a connection of their own when the pool has one more.
+		if max := o.DB.Stats().MaxOpenConnections; o.Analytics && (max == 0 || max >= loaders+2) {
+			if r.anConn, err = o.DB.Conn(ctx); err != nil {
+				return fmt.Errorf("connect: %w", err)
+			}
 		}
 		if err := prepareTables(ctx, writeConns[0], r.tables()); err != nil {
 			return err
@@ -357,12 +368,16 @@ func (r *run) execute(parent context.Context) (err error) {
 			outs.abort()
 		}
 	}()
+	// The analytics worker adds its outputs while the run goes on.
+	var outMu sync.Mutex
 	addCSV := func(name string, header []string) (*csvfile.Writer, error) {
 		w, err := csvfile.Create(r.path(name), header)
 		if err != nil {
 			return nil, err
 		}
+		outMu.Lock()
 		outs = append(outs, &output{commit: w.Commit, abort: w.Abort})
+		outMu.Unlock()
 		return w, nil
 	}
 	var pqs []*parquetOut
@@ -371,8 +386,10 @@ func (r *run) execute(parent context.Context) (err error) {
 		if err != nil {
 			return nil, err
 		}
+		outMu.Lock()
 		pqs = append(pqs, p)
 		outs = append(outs, &output{commit: p.commit, abort: p.abort})
+		outMu.Unlock()
 		return p, nil
 	}
 	batchCSV, err := addCSV(csvfile.BatchFile, csvfile.ResultColumns)
@@ -392,7 +409,14 @@ func (r *run) execute(parent context.Context) (err error) {
 		r.startWorker("parquet", p.consume)
 	}
 	if r.an != nil {
-		r.startWorker("analytics", r.an.consume)
+		r.startWorker("analytics", func(ch <-chan arrow.Record) error {
+			if err := r.an.consume(ch); err != nil || context.Cause(ctx) != nil {
+				return err // a failed run writes nothing more
+			}
+			// Every view but the segments (which need the re-scored
+			// customers), while the loaders finish.
+			return r.writeViews(ctx, r.an.earlyViews(), true, r.anConn, addCSV, addParquet)
+		})
 	}
 	// batch_transactions_next is loaded through several connections, the
 	// records dealt round-robin: the server inserts in parallel.
@@ -439,8 +463,15 @@ func (r *run) execute(parent context.Context) (err error) {
 		if len(writeConns) > 0 {
 			conn = writeConns[0]
 		}
-		if err := r.writeAnalytics(ctx, conn, master, addCSV, addParquet); err != nil {
-			return fmt.Errorf("analytics: %w", err)
+		seg := r.an.segmentsView(analyticsInput{master: master, cards: r.cards, customers: r.customers})
+		if err := r.writeViews(ctx, []viewData{seg}, true, conn, addCSV, addParquet); err != nil {
+			return err
+		}
+		if conn != nil && r.anConn == nil {
+			// No connection of their own: the other views' tables now.
+			if err := r.writeViews(ctx, r.an.early, false, conn, addCSV, addParquet); err != nil {
+				return err
+			}
 		}
 	}
 
