@@ -331,7 +331,7 @@ func checkPatterns(t *testing.T, p *patterns, src analytics.Source) {
 		if col(res, r, "dimension") == "transaction_type" {
 			n, _ := strconv.ParseInt(col(res, r, "linked_refunds"), 10, 64)
 			linked += n
-			if col(res, r, "key") == "refund" {
+			if col(res, r, "name") == "refund" {
 				t.Errorf("refund rates: a row for refunds themselves: %q", r)
 			}
 		}
@@ -549,5 +549,46 @@ func TestAnalyticsFailureKeepsViews(t *testing.T) {
 	}
 	if got := fmt.Sprint(queryStrings(t, db, "CHECKSUM TABLE "+tables)); got != sums {
 		t.Errorf("a run without analytics changed the analytics tables")
+	}
+}
+
+func TestLoadDemographics(t *testing.T) {
+	p := newPatterns(t)
+	db := newDB(t)
+	ctx := context.Background()
+	n, err := LoadDemographics(ctx, db, p.data)
+	if err != nil || n != 200 {
+		t.Fatalf("loaded %d: %v", n, err)
+	}
+	got := queryStrings(t, db, "SELECT customer_id, IFNULL(age, ''), IFNULL(gender, '') FROM "+DemographicsTable+" ORDER BY customer_id")
+	if len(got) != 200 || got[49][1] != "" || got[49][2] != "" || got[0][2] != "M" {
+		t.Errorf("rows %q ... %q", got[0], got[49])
+	}
+	// A dataset without the columns empties the table; a bad age fails
+	// with its line.
+	plain := t.TempDir()
+	for _, f := range []string{csvfile.CardTypesFile, csvfile.CardsFile} {
+		b, _ := os.ReadFile(filepath.Join(p.data, f))
+		os.WriteFile(filepath.Join(plain, f), b, 0o644)
+	}
+	var rows [][]string
+	for _, c := range p.run.master.Customers {
+		rows = append(rows, csvfile.AppendCustomer(nil, c))
+	}
+	writeCSVFile(t, filepath.Join(plain, csvfile.CustomersFile), csvfile.CustomerColumns, rows)
+	if n, err := LoadDemographics(ctx, db, plain); err != nil || n != 0 {
+		t.Fatalf("loaded %d: %v", n, err)
+	}
+	if got := queryStrings(t, db, "SELECT COUNT(*) FROM "+DemographicsTable); got[0][0] != "0" {
+		t.Errorf("%s rows left", got[0][0])
+	}
+	b, _ := os.ReadFile(filepath.Join(p.data, csvfile.CustomersFile))
+	lines := strings.Split(string(b), "\n")
+	f := strings.Split(lines[3], ",")
+	f[len(f)-2] = "old"
+	lines[3] = strings.Join(f, ",")
+	os.WriteFile(filepath.Join(plain, csvfile.CustomersFile), []byte(strings.Join(lines, "\n")), 0o644)
+	if _, err := LoadDemographics(ctx, db, plain); err == nil || !strings.Contains(err.Error(), "customers.csv:4") || !strings.Contains(err.Error(), `"old"`) {
+		t.Errorf("error %v", err)
 	}
 }

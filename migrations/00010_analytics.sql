@@ -143,7 +143,7 @@ CREATE TABLE IF NOT EXISTS analytics_merchant_drops (
 CREATE TABLE IF NOT EXISTS analytics_refund_rates (
     row_no                      BIGINT        NOT NULL PRIMARY KEY,
     `dimension`                 VARCHAR(255)  NOT NULL,
-    `key`                       VARCHAR(512)  NOT NULL,
+    `name`                      VARCHAR(512)  NOT NULL,
     `sales`                     BIGINT        NOT NULL,
     `refunds`                   BIGINT        NOT NULL,
     `linked_refunds`            BIGINT        NOT NULL,

@@ -276,7 +276,7 @@ var views = []View{
 			"own merchant and the type (unlinked). Merchants without refunds are left out.",
 		Columns: []Column{
 			text("dimension", "transaction_type or merchant"),
-			text("key", "the type or the merchant"),
+			text("name", "the type or the merchant"),
 			count("sales", "approved transactions that are not refunds"),
 			count("refunds", "approved refunds counted against it"),
 			count("linked_refunds", "of those, linked to their original through related_transaction_id"),

@@ -24,9 +24,13 @@ func Migrate(ctx context.Context, db *sql.DB) error {
 }
 
 func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	// Out of order: a migration numbered below one already applied (added
+	// later on another branch, or whose version row an interrupted run
+	// did not write) is applied rather than refused.
 	p, err := goose.NewProvider(goose.DialectMySQL, db, migrations.FS,
 		goose.WithSessionLocker(advisoryLock{}),
-		goose.WithDisableGlobalRegistry(true))
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}

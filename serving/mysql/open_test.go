@@ -132,8 +132,8 @@ func TestMigrationColumns(t *testing.T) {
 	for _, tc := range tables {
 		got[tc.name] = tc.cols
 	}
-	if len(got) != 11 {
-		t.Errorf("%d tables, want 11: %v", len(got), got)
+	if len(got) < 11 {
+		t.Errorf("%d tables, want at least 11: %v", len(got), got)
 	}
 	if c := got["sink_offsets"]; strings.Join(c, ",") != "consumer,topic,partition,next_offset,topic_id" {
 		t.Errorf("sink_offsets columns %v", c)
