@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -29,6 +31,9 @@ import (
 )
 
 const defaultLoaders = 2
+
+// DefaultMinWeeklyVolume is the default of Options.MinWeeklyVolume.
+const DefaultMinWeeklyVolume = 20
 
 // DefaultBatchRows is the default number of rows of an Arrow record batch.
 const DefaultBatchRows = 64 << 10
@@ -63,6 +68,14 @@ type Options struct {
 	// Topic is the validated topic the stream views were written from,
 	// named in the cut-offs (DefaultTopic when empty).
 	Topic string
+	// Analytics also computes the analytics views (package
+	// batch/analytics) in the same pass and swaps them in with the
+	// others. Without it the analytics views of the last run that
+	// computed them stay as they are.
+	Analytics bool
+	// MinWeeklyVolume is the fewest transactions of a merchant's week for
+	// a drop from it to count as one (DefaultMinWeeklyVolume when zero).
+	MinWeeklyVolume int
 
 	// hook, for tests, is called after each record batch ("rows", with the
 	// rows read so far) and before the views are committed ("commit"); an
@@ -195,6 +208,9 @@ func (o *Options) defaults() error {
 	if o.Topic == "" {
 		o.Topic = DefaultTopic
 	}
+	if o.MinWeeklyVolume <= 0 {
+		o.MinWeeklyVolume = DefaultMinWeeklyVolume
+	}
 	return nil
 }
 
@@ -212,6 +228,36 @@ type run struct {
 	batches int
 	closed  bool
 	sum     Summary
+
+	noLoad      atomic.Bool // the server refused LOAD DATA LOCAL INFILE
+	refusedOnce sync.Once
+
+	an        *analyzer // with Options.Analytics
+	anConn    *sql.Conn // writes the analytics tables while the loaders run
+	cards     []txpipe.Card
+	customers []txpipe.Customer
+}
+
+// useLoad says whether MySQL writes try LOAD DATA LOCAL INFILE.
+func (r *run) useLoad() bool { return !r.o.forceInsert && !r.noLoad.Load() }
+
+// noteRefused remembers that the server refused LOAD DATA LOCAL INFILE,
+// and says so once.
+func (r *run) noteRefused(refused bool) {
+	if refused {
+		r.noLoad.Store(true)
+		r.refusedOnce.Do(func() {
+			r.log.Warn("batch: the server refuses LOAD DATA LOCAL INFILE, writing with INSERT (slower; enable local_infile)")
+		})
+	}
+}
+
+// tables are the MySQL tables the run replaces.
+func (r *run) tables() []string {
+	if r.o.Analytics {
+		return append(slices.Clone(viewTables), analyticsTables()...)
+	}
+	return viewTables
 }
 
 // output is a file written to a temporary name until commit.
@@ -262,7 +308,6 @@ func (r *run) execute(parent context.Context) (err error) {
 		phase, t = next, time.Now()
 	}
 	var writeConns []*sql.Conn // [0] also runs the DDL
-	useLoad := false
 	if o.DB != nil {
 		defer func() {
 			// A canceled run has lost these connections: the unfinished
@@ -270,8 +315,11 @@ func (r *run) execute(parent context.Context) (err error) {
 			for _, c := range writeConns {
 				c.Close()
 			}
+			if r.anConn != nil {
+				r.anConn.Close()
+			}
 			if err != nil {
-				if derr := dropNext(o.DB); derr != nil {
+				if derr := dropNext(o.DB, r.tables()); derr != nil {
 					r.log.Warn("batch: drop the unfinished tables (the next run drops them)", "err", derr)
 				}
 			}
@@ -284,15 +332,15 @@ func (r *run) execute(parent context.Context) (err error) {
 			}
 			writeConns = append(writeConns, c)
 		}
-		if err := prepareTables(ctx, writeConns[0]); err != nil {
-			return err
-		}
-		if !o.forceInsert {
-			if perr := probeLoadData(ctx, writeConns[0]); perr != nil {
-				r.log.Warn("batch: LOAD DATA LOCAL INFILE refused, writing with INSERT", "err", perr)
-			} else {
-				useLoad = true
+		// The analytics views are written while batch_transactions loads,
+		// through a connection of their own when the pool has one more.
+		if max := o.DB.Stats().MaxOpenConnections; o.Analytics && (max == 0 || max >= loaders+2) {
+			if r.anConn, err = o.DB.Conn(ctx); err != nil {
+				return fmt.Errorf("connect: %w", err)
 			}
+		}
+		if err := prepareTables(ctx, writeConns[0], r.tables()); err != nil {
+			return err
 		}
 	}
 
@@ -319,6 +367,18 @@ func (r *run) execute(parent context.Context) (err error) {
 		r.cardIdx[c.ID] = i
 	}
 	r.sums = make([]txpipe.Money, len(master.Cards))
+	if o.Analytics {
+		r.an = newAnalyzer(master, r.cardIdx)
+		r.an.total.minWeeklyVolume = int64(o.MinWeeklyVolume)
+		if readTx != nil {
+			err = r.an.readMySQL(ctx, readTx, master)
+		} else {
+			err = r.an.readCSV(master, o.DataDir, o.ResultsDir)
+		}
+		if err != nil {
+			return fmt.Errorf("analytics: %w", err)
+		}
+	}
 
 	// Outputs, to temporary files until the end.
 	var outs outputs
@@ -327,12 +387,16 @@ func (r *run) execute(parent context.Context) (err error) {
 			outs.abort()
 		}
 	}()
+	// The analytics worker adds its outputs while the run goes on.
+	var outMu sync.Mutex
 	addCSV := func(name string, header []string) (*csvfile.Writer, error) {
 		w, err := csvfile.Create(r.path(name), header)
 		if err != nil {
 			return nil, err
 		}
+		outMu.Lock()
 		outs = append(outs, &output{commit: w.Commit, abort: w.Abort})
+		outMu.Unlock()
 		return w, nil
 	}
 	var pqs []*parquetOut
@@ -341,8 +405,10 @@ func (r *run) execute(parent context.Context) (err error) {
 		if err != nil {
 			return nil, err
 		}
+		outMu.Lock()
 		pqs = append(pqs, p)
 		outs = append(outs, &output{commit: p.commit, abort: p.abort})
+		outMu.Unlock()
 		return p, nil
 	}
 	batchCSV, err := addCSV(csvfile.BatchFile, csvfile.ResultColumns)
@@ -361,14 +427,23 @@ func (r *run) execute(parent context.Context) (err error) {
 		}
 		r.startWorker("parquet", p.consume)
 	}
+	if r.an != nil {
+		r.startWorker("analytics", func(ch <-chan arrow.Record) error {
+			if err := r.an.consume(ch); err != nil || context.Cause(ctx) != nil {
+				return err // a failed run writes nothing more
+			}
+			// Every view but the segments (which need the re-scored
+			// customers), while the loaders finish.
+			return r.writeViews(ctx, r.an.earlyViews(), true, r.anConn, addCSV, addParquet)
+		})
+	}
 	// batch_transactions_next is loaded through several connections, the
 	// records dealt round-robin: the server inserts in parallel.
 	for _, conn := range writeConns {
 		r.startLoader(func(ch <-chan arrow.Record) error {
-			if useLoad {
-				return loadData(ctx, conn, batchTable+"_next", ch)
-			}
-			return insertTx(ctx, conn, batchTable+"_next", ch)
+			refused, err := loadRecords(ctx, conn, batchTable+"_next", r.useLoad(), ch)
+			r.noteRefused(refused)
+			return err
 		})
 	}
 	b := newTxBuilder(o.Alloc, o.BatchRows)
@@ -395,13 +470,30 @@ func (r *run) execute(parent context.Context) (err error) {
 	// written (in MySQL mode through the reading connection, now free).
 	r.closeWorkers()
 	lap("rescore")
-	changed, err := r.writeMaster(ctx, readTx, master, useLoad, addCSV, addParquet)
+	changed, err := r.writeMaster(ctx, readTx, master, addCSV, addParquet)
 	if err != nil {
 		cancel(err)
 	}
 	r.stopWorkers()
 	if err := context.Cause(ctx); err != nil {
 		return err
+	}
+	if r.an != nil {
+		lap("analytics")
+		var conn *sql.Conn
+		if len(writeConns) > 0 {
+			conn = writeConns[0]
+		}
+		seg := r.an.segmentsView(analyticsInput{master: master, cards: r.cards, customers: r.customers})
+		if err := r.writeViews(ctx, []viewData{seg}, true, conn, addCSV, addParquet); err != nil {
+			return err
+		}
+		if conn != nil && r.anConn == nil {
+			// No connection of their own: the other views' tables now.
+			if err := r.writeViews(ctx, r.an.early, false, conn, addCSV, addParquet); err != nil {
+				return err
+			}
+		}
 	}
 
 	lap("commit")
@@ -423,7 +515,7 @@ func (r *run) execute(parent context.Context) (err error) {
 		return err
 	}
 	if o.DB != nil {
-		dropErr, err := swapTables(ctx, writeConns[0])
+		dropErr, err := swapTables(ctx, writeConns[0], r.tables())
 		if err != nil {
 			return err
 		}
@@ -443,7 +535,7 @@ func (r *run) execute(parent context.Context) (err error) {
 
 // writeMaster settles the cards and re-scores the customers, and writes
 // them to the CSV files, the Parquet files and the MySQL tables.
-func (r *run) writeMaster(ctx context.Context, readTx *sql.Tx, master *txpipe.Master, useLoad bool,
+func (r *run) writeMaster(ctx context.Context, readTx *sql.Tx, master *txpipe.Master,
 	addCSV func(string, []string) (*csvfile.Writer, error), addParquet func(string, *arrow.Schema) (*parquetOut, error)) ([]txpipe.Card, error) {
 	if readTx != nil {
 		if err := readTx.Commit(); err != nil {
@@ -454,6 +546,7 @@ func (r *run) writeMaster(ctx context.Context, readTx *sql.Tx, master *txpipe.Ma
 	if err != nil {
 		return nil, err
 	}
+	r.cards, r.customers = cards, customers
 	cw, err := addCSV(csvfile.CardsUpdatedFile, csvfile.CardColumns)
 	if err != nil {
 		return nil, err
@@ -488,7 +581,7 @@ func (r *run) writeMaster(ctx context.Context, readTx *sql.Tx, master *txpipe.Ma
 		}
 	}
 	if r.o.DB != nil {
-		if err := writeMasterViews(ctx, r.readConn, useLoad, cards, customers); err != nil {
+		if err := r.writeMasterViews(ctx, r.readConn, cards, customers); err != nil {
 			return nil, err
 		}
 		if err := writeCutoffs(ctx, r.readConn, cutoffsTable+"_next", r.o.Topic, 0, cut); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/file"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/batch/analytics"
 	"github.com/txpipe/txpipe/internal/mysqltest"
 	"github.com/txpipe/txpipe/internal/reftest"
 	"github.com/txpipe/txpipe/serving/csvfile"
@@ -438,7 +439,16 @@ func readParquet(t *testing.T, mem memory.Allocator, path string) [][]string {
 				if name == "seq" {
 					continue
 				}
+				if col.IsNull(i) {
+					row = append(row, "")
+					continue
+				}
 				switch a := col.(type) {
+				case *array.Decimal128:
+					scale := int(a.DataType().(*arrow.Decimal128Type).Scale)
+					row = append(row, analytics.FormatFixed(int64(a.Value(i).LowBits()), scale)) // |v| < 2^63
+				case *array.Date32:
+					row = append(row, analytics.Day(a.Value(i)).String())
 				case *array.Int64:
 					if strings.HasSuffix(name, "_cents") {
 						row = append(row, txpipe.Money(a.Value(i)).String())
@@ -583,8 +593,10 @@ func TestMigrationDownUp(t *testing.T) {
 	if _, err := p.DownTo(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	if left := queryStrings(t, db, "SHOW TABLES LIKE 'batch%'"); len(left) > 0 {
-		t.Errorf("tables left after down: %q", left)
+	for _, like := range []string{"batch%", "analytics%", "customer\\_demographics"} {
+		if left := queryStrings(t, db, "SHOW TABLES LIKE '"+like+"'"); len(left) > 0 {
+			t.Errorf("tables left after down: %q", left)
+		}
 	}
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"os"
 	"runtime"
@@ -90,22 +91,22 @@ func setupBench(adminDSN string, dsn func(string) string) error {
 		return err
 	}
 	rng := mrand.New(mrand.NewPCG(22, 2026))
-	ins := func(table string, cols []string, n int, row func(i int) []any) error {
+	ins := func(table string, cols []string, n int, gen func(i int) []any) error {
 		const per = 1000
 		tx, err := db.Begin()
 		if err != nil {
 			return err
 		}
 		defer tx.Rollback()
-		in := newInserter(tx, table, backtick(cols), len(cols))
-		in.per = per
-		defer in.close()
-		for i := range n {
-			if err := in.add(context.Background(), row(i)...); err != nil {
-				return err
+		i := 0
+		rows := func(row []any) ([]any, error) {
+			if i >= n {
+				return row, io.EOF
 			}
+			i++
+			return append(row, gen(i-1)...), nil
 		}
-		if err := in.flush(context.Background()); err != nil {
+		if _, _, err := mysqlstore.BulkLoad(context.Background(), tx, table, cols, false, per, mysqlstore.BulkSource{Rows: rows}); err != nil {
 			return err
 		}
 		return tx.Commit()

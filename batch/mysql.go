@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -13,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/txpipe/txpipe"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
 )
@@ -33,6 +33,12 @@ var viewTables = []string{batchTable, cardsTable, customersTable, cutoffsTable}
 const (
 	cardColumnList     = "card_id, customer_id, card_type_id, card_number, expiration_date, credit_limit, current_balance, issue_date"
 	customerColumnList = "customer_id, name, phone_number, address, email, credit_score, annual_income"
+	cardTypeColumnList = "card_type_id, name, credit_score_min, credit_score_max, credit_limit_min, credit_limit_max, annual_fee, rewards_rate"
+)
+
+var (
+	cardColumns     = strings.Split(cardColumnList, ", ")
+	customerColumns = strings.Split(customerColumnList, ", ")
 )
 
 // lockExpr names the advisory lock that keeps two batch runs on one
@@ -63,16 +69,16 @@ func releaseConn(conn *sql.Conn) {
 }
 
 // prepareTables drops what a killed run may have left and creates the
-// empty <view>_next tables.
-func prepareTables(ctx context.Context, conn *sql.Conn) error {
+// empty <view>_next tables of tables.
+func prepareTables(ctx context.Context, conn *sql.Conn, tables []string) error {
 	var drop []string
-	for _, t := range viewTables {
+	for _, t := range tables {
 		drop = append(drop, "`"+t+"_next`", "`"+t+"_old`")
 	}
 	if _, err := conn.ExecContext(ctx, "DROP TABLE IF EXISTS "+strings.Join(drop, ", ")); err != nil {
 		return fmt.Errorf("drop leftover tables: %w", err)
 	}
-	for _, t := range viewTables {
+	for _, t := range tables {
 		if _, err := conn.ExecContext(ctx, "CREATE TABLE `"+t+"_next` LIKE `"+t+"`"); err != nil {
 			return fmt.Errorf("create %s_next (are the migrations applied?): %w", t, err)
 		}
@@ -81,22 +87,22 @@ func prepareTables(ctx context.Context, conn *sql.Conn) error {
 }
 
 // dropNext drops the <view>_next tables of a failed run.
-func dropNext(db *sql.DB) error {
+func dropNext(db *sql.DB, tables []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var drop []string
-	for _, t := range viewTables {
+	for _, t := range tables {
 		drop = append(drop, "`"+t+"_next`")
 	}
 	_, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+strings.Join(drop, ", "))
 	return err
 }
 
-// swapTables puts the new views in place with one atomic RENAME and drops
-// the previous ones.
-func swapTables(ctx context.Context, conn *sql.Conn) (dropErr error, err error) {
+// swapTables puts the new views of tables in place with one atomic
+// RENAME and drops the previous ones.
+func swapTables(ctx context.Context, conn *sql.Conn, tables []string) (dropErr error, err error) {
 	var ren, old []string
-	for _, t := range viewTables {
+	for _, t := range tables {
 		ren = append(ren, "`"+t+"` TO `"+t+"_old`", "`"+t+"_next` TO `"+t+"`")
 		old = append(old, "`"+t+"_old`")
 	}
@@ -107,17 +113,6 @@ func swapTables(ctx context.Context, conn *sql.Conn) (dropErr error, err error) 
 		return fmt.Errorf("drop the previous views: %w", err), nil
 	}
 	return nil, nil
-}
-
-// probeLoadData reports whether LOAD DATA LOCAL INFILE works on conn, by
-// loading nothing into batch_transactions_next.
-func probeLoadData(ctx context.Context, conn *sql.Conn) error {
-	name := fmt.Sprintf("txpipe_batch_probe_%d", readerSeq.Add(1))
-	mysql.RegisterReaderHandler(name, func() io.Reader { return strings.NewReader("") })
-	defer mysql.DeregisterReaderHandler(name)
-	_, err := conn.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' INTO TABLE `"+batchTable+
-		"_next` CHARACTER SET utf8mb4 ("+txColumnList+")")
-	return err
 }
 
 // readMasterMySQL reads customers and cards (sorted by id) and checks them
@@ -144,12 +139,26 @@ func readMasterMySQL(ctx context.Context, tx *sql.Tx) (*txpipe.Master, error) {
 		return nil, err
 	}
 	hasType := map[int64]bool{}
-	err = queryRows(ctx, tx, "credit_card_types", "SELECT card_type_id FROM credit_card_types",
+	err = queryRows(ctx, tx, "credit_card_types", "SELECT "+cardTypeColumnList+" FROM credit_card_types ORDER BY card_type_id",
 		func(rows *sql.Rows, n int) error {
-			var id int64
-			err := rows.Scan(&id)
-			hasType[id] = true
-			return err
+			var t txpipe.CardType
+			var limitMin, limitMax, fee string
+			if err := rows.Scan(&t.ID, &t.Name, &t.ScoreMin, &t.ScoreMax, &limitMin, &limitMax, &fee, &t.RewardsRate); err != nil {
+				return err
+			}
+			var err error
+			for _, f := range []struct {
+				name string
+				s    string
+				m    *txpipe.Money
+			}{{"credit_limit_min", limitMin, &t.LimitMin}, {"credit_limit_max", limitMax, &t.LimitMax}, {"annual_fee", fee, &t.AnnualFee}} {
+				if *f.m, err = txpipe.ParseMoney(f.s); err != nil {
+					return fmt.Errorf("card_type_id %d: %s: %w", t.ID, f.name, err)
+				}
+			}
+			m.CardTypes = append(m.CardTypes, t)
+			hasType[t.ID] = true
+			return nil
 		})
 	if err != nil {
 		return nil, err
@@ -186,8 +195,10 @@ func readMasterMySQL(ctx context.Context, tx *sql.Tx) (*txpipe.Master, error) {
 	return &m, nil
 }
 
-func queryRows(ctx context.Context, tx *sql.Tx, table, query string, scan func(*sql.Rows, int) error) error {
-	rows, err := tx.QueryContext(ctx, query)
+func queryRows(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, table, query string, scan func(*sql.Rows, int) error) error {
+	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", table, err)
 	}
@@ -206,51 +217,54 @@ func queryRows(ctx context.Context, tx *sql.Tx, table, query string, scan func(*
 }
 
 // writeMasterViews fills cards_updated_next and customers_updated_next in
-// one transaction, with LOAD DATA or INSERT.
-func writeMasterViews(ctx context.Context, conn *sql.Conn, useLoad bool, cards []txpipe.Card, customers []txpipe.Customer) error {
+// one transaction with the bulk loader.
+func (r *run) writeMasterViews(ctx context.Context, conn *sql.Conn, cards []txpipe.Card, customers []txpipe.Customer) error {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", cardsTable, err)
 	}
 	defer tx.Rollback()
-	if useLoad {
-		err = loadSlice(ctx, tx, cardsTable+"_next", cardColumnList, len(cards), func(b []byte, i int) []byte {
-			c := &cards[i]
-			b = strconv.AppendInt(b, c.ID, 10)
-			b = append(b, '\t')
-			b = strconv.AppendInt(b, c.CustomerID, 10)
-			b = append(b, '\t')
-			b = strconv.AppendInt(b, c.CardTypeID, 10)
-			b = append(b, '\t')
-			b = mysqlstore.AppendLoadText(b, c.Number)
-			b = append(b, '\t')
-			b = mysqlstore.AppendLoadText(b, c.Expiration)
-			b = append(b, '\t')
-			b = c.CreditLimit.Append(b)
-			b = append(b, '\t')
-			b = c.CurrentBalance.Append(b)
-			b = append(b, '\t')
-			b = mysqlstore.AppendLoadText(b, c.IssueDate)
-			return append(b, '\n')
-		})
-		if err == nil {
-			err = loadSlice(ctx, tx, customersTable+"_next", customerColumnList, len(customers), func(b []byte, i int) []byte {
-				c := &customers[i]
-				b = strconv.AppendInt(b, c.ID, 10)
-				for _, s := range []string{c.Name, c.Phone, c.Address, c.Email} {
-					b = append(b, '\t')
-					b = mysqlstore.AppendLoadText(b, s)
-				}
-				b = append(b, '\t')
-				b = strconv.AppendInt(b, c.CreditScore, 10)
-				b = append(b, '\t')
-				b = c.AnnualIncome.Append(b)
-				return append(b, '\n')
-			})
-		}
-	} else {
-		err = insertMasterViews(ctx, tx, cards, customers)
+	err = r.loadSlice(ctx, tx, cardsTable+"_next", cardColumns, len(cards), func(b []byte, i int) []byte {
+		c := &cards[i]
+		b = strconv.AppendInt(b, c.ID, 10)
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, c.CustomerID, 10)
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, c.CardTypeID, 10)
+		b = append(b, '\t')
+		b = mysqlstore.AppendLoadText(b, c.Number)
+		b = append(b, '\t')
+		b = mysqlstore.AppendLoadText(b, c.Expiration)
+		b = append(b, '\t')
+		b = c.CreditLimit.Append(b)
+		b = append(b, '\t')
+		b = c.CurrentBalance.Append(b)
+		b = append(b, '\t')
+		b = mysqlstore.AppendLoadText(b, c.IssueDate)
+		return append(b, '\n')
+	}, func(row []any, i int) []any {
+		c := &cards[i]
+		return append(row, c.ID, c.CustomerID, c.CardTypeID, c.Number, c.Expiration, c.CreditLimit, c.CurrentBalance, c.IssueDate)
+	})
+	if err != nil {
+		return err
 	}
+	err = r.loadSlice(ctx, tx, customersTable+"_next", customerColumns, len(customers), func(b []byte, i int) []byte {
+		c := &customers[i]
+		b = strconv.AppendInt(b, c.ID, 10)
+		for _, s := range []string{c.Name, c.Phone, c.Address, c.Email} {
+			b = append(b, '\t')
+			b = mysqlstore.AppendLoadText(b, s)
+		}
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, c.CreditScore, 10)
+		b = append(b, '\t')
+		b = c.AnnualIncome.Append(b)
+		return append(b, '\n')
+	}, func(row []any, i int) []any {
+		c := &customers[i]
+		return append(row, c.ID, c.Name, c.Phone, c.Address, c.Email, c.CreditScore, c.AnnualIncome)
+	})
 	if err != nil {
 		return err
 	}
@@ -260,31 +274,34 @@ func writeMasterViews(ctx context.Context, conn *sql.Conn, useLoad bool, cards [
 	return nil
 }
 
-func loadSlice(ctx context.Context, tx *sql.Tx, table, cols string, n int, enc func([]byte, int) []byte) error {
-	r := &rowReader{n: n, enc: enc}
-	return execLoad(ctx, tx, table, cols, r, func() int64 { return int64(r.i) }, func() error { return nil })
-}
-
-func insertMasterViews(ctx context.Context, tx *sql.Tx, cards []txpipe.Card, customers []txpipe.Customer) error {
-	in := newInserter(tx, cardsTable+"_next", cardColumnList, 8)
-	defer in.close()
-	for _, c := range cards {
-		if err := in.add(ctx, c.ID, c.CustomerID, c.CardTypeID, c.Number, c.Expiration,
-			c.CreditLimit.String(), c.CurrentBalance.String(), c.IssueDate); err != nil {
-			return err
+// loadSlice writes n rows into table inside tx with the bulk loader: enc
+// appends row i in LOAD DATA's text form, vals its values.
+func (r *run) loadSlice(ctx context.Context, tx *sql.Tx, table string, cols []string, n int,
+	enc func(b []byte, i int) []byte, vals func(row []any, i int) []any) error {
+	text := func(w *bufio.Writer) (int64, error) {
+		var buf []byte
+		for i := range n {
+			buf = enc(buf[:0], i)
+			if _, err := w.Write(buf); err != nil {
+				return int64(i), err
+			}
 		}
+		return int64(n), nil
 	}
-	if err := in.flush(ctx); err != nil {
-		return err
-	}
-	cin := newInserter(tx, customersTable+"_next", customerColumnList, 7)
-	defer cin.close()
-	for _, c := range customers {
-		if err := cin.add(ctx, c.ID, c.Name, c.Phone, c.Address, c.Email, c.CreditScore, c.AnnualIncome.String()); err != nil {
-			return err
+	i := 0
+	rows := func(row []any) ([]any, error) {
+		if i >= n {
+			return row, io.EOF
 		}
+		i++
+		return vals(row, i-1), nil
 	}
-	return cin.flush(ctx)
+	_, refused, err := mysqlstore.BulkLoad(ctx, tx, table, cols, r.useLoad(), insertBatchRows, mysqlstore.BulkSource{Text: text, Rows: rows})
+	r.noteRefused(refused)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", table, err)
+	}
+	return nil
 }
 
 // writeCutoffs writes a run's cut-offs into table: batch_cutoffs_next

@@ -10,14 +10,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/apache/arrow/go/v17/parquet"
 	"github.com/apache/arrow/go/v17/parquet/compress"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
-	"github.com/go-sql-driver/mysql"
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/serving/csvfile"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
@@ -191,169 +189,111 @@ func (p *parquetOut) abort() {
 	os.Remove(p.f.Name())
 }
 
-// txColumnList are the columns of batch_transactions as written.
-const txColumnList = "transaction_id, card_id, merchant_name, `timestamp`, amount, location, " +
-	"transaction_type, related_transaction_id, status, pending_balance, decline_reason, seq"
+// txColumns are the columns of batch_transactions as written.
+var txColumns = []string{"transaction_id", "card_id", "merchant_name", "timestamp", "amount", "location",
+	"transaction_type", "related_transaction_id", "status", "pending_balance", "decline_reason", "seq"}
 
-var readerSeq atomic.Int64
+// insertBatchRows is the number of rows of one INSERT statement when the
+// server refuses LOAD DATA LOCAL.
+const insertBatchRows = 1000
 
-// loadData streams the records into table with one LOAD DATA LOCAL INFILE
-// statement in a transaction: the rows are encoded as the server's default
-// tab-separated format while the driver sends them.
-func loadData(ctx context.Context, conn *sql.Conn, table string, ch <-chan arrow.Record) error {
-	r := &tsvReader{ctx: ctx, ch: ch}
-	defer r.release()
+// loadRecords writes the records into table in one transaction with the
+// serving layer's bulk loader: LOAD DATA LOCAL INFILE (the rows encoded
+// in its text form while the driver sends them) or, when useLoad is off
+// or the server refuses it, multi-row INSERT. refused reports a refusal.
+func loadRecords(ctx context.Context, conn *sql.Conn, table string, useLoad bool, ch <-chan arrow.Record) (refused bool, err error) {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("load %s: %w", table, err)
+		return false, fmt.Errorf("load %s: %w", table, err)
 	}
 	defer tx.Rollback()
-	if err := execLoad(ctx, tx, table, txColumnList, r, func() int64 { return r.rows }, func() error { return r.err }); err != nil {
-		return err
+	src := &recordSource{ctx: ctx, ch: ch}
+	defer src.release()
+	n, refused, err := mysqlstore.BulkLoad(ctx, tx, table, txColumns, useLoad, insertBatchRows,
+		mysqlstore.BulkSource{Text: src.text, Rows: src.row})
+	if err != nil {
+		return refused, fmt.Errorf("load %s after row %d: %w", table, n, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("load %s: commit: %w", table, err)
+		return refused, fmt.Errorf("load %s: commit: %w", table, err)
 	}
-	return nil
+	return refused, nil
 }
 
-// execLoad runs LOAD DATA LOCAL INFILE of r into table and checks that
-// the server took every row without a warning.
-func execLoad(ctx context.Context, tx *sql.Tx, table, cols string, r io.Reader, sent func() int64, readErr func() error) error {
-	name := fmt.Sprintf("txpipe_batch_%d_%d", os.Getpid(), readerSeq.Add(1))
-	mysql.RegisterReaderHandler(name, func() io.Reader { return r })
-	defer mysql.DeregisterReaderHandler(name)
-	res, err := tx.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' INTO TABLE `"+table+
-		"` CHARACTER SET utf8mb4 ("+cols+")")
-	if rerr := readErr(); rerr != nil {
-		return rerr
-	}
-	if err != nil {
-		return fmt.Errorf("load %s after row %d: %w", table, sent(), err)
-	}
-	if err := checkWarnings(ctx, tx, table); err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil || n != sent() {
-		return fmt.Errorf("load %s: the server took %d of %d rows (%v)", table, n, sent(), err)
-	}
-	return nil
+// recordSource hands the rows of the records on ch to the bulk loader.
+// When ch is closed because the run failed, it fails too, so that a
+// partial load is never committed.
+type recordSource struct {
+	ctx context.Context
+	ch  <-chan arrow.Record
+	rec arrow.Record
+	c   txCols
+	i   int
+	buf []byte
 }
 
-// rowReader encodes rows 0..n-1 with enc as the driver reads.
-type rowReader struct {
-	n, i int
-	enc  func(b []byte, i int) []byte
-	buf  []byte
-	off  int
-}
-
-func (r *rowReader) Read(p []byte) (int, error) {
-	if r.off >= len(r.buf) {
-		if r.i >= r.n {
-			return 0, io.EOF
-		}
-		r.buf, r.off = r.buf[:0], 0
-		for ; r.i < r.n && len(r.buf) < len(p); r.i++ {
-			r.buf = r.enc(r.buf, r.i)
-		}
-	}
-	n := copy(p, r.buf[r.off:])
-	r.off += n
-	return n, nil
-}
-
-// checkWarnings fails when the last statement had warnings: LOAD DATA LOCAL
-// turns data errors (truncation, duplicates) into warnings.
-func checkWarnings(ctx context.Context, tx *sql.Tx, table string) error {
-	var n int64
-	if err := tx.QueryRowContext(ctx, "SELECT @@warning_count").Scan(&n); err != nil {
-		return fmt.Errorf("load %s: %w", table, err)
-	}
-	if n == 0 {
-		return nil
-	}
-	rows, err := tx.QueryContext(ctx, "SHOW WARNINGS LIMIT 3")
-	if err != nil {
-		return fmt.Errorf("load %s: %d warnings: %w", table, n, err)
-	}
-	defer rows.Close()
-	var msgs []string
-	for rows.Next() {
-		var level, msg string
-		var code int
-		if rows.Scan(&level, &code, &msg) == nil {
-			msgs = append(msgs, msg)
-		}
-	}
-	return fmt.Errorf("load %s: %d warnings: %s", table, n, strings.Join(msgs, "; "))
-}
-
-// tsvReader encodes records, as the driver reads, in LOAD DATA's default
-// format: tab between fields, newline after rows, backslash escapes, \N
-// for NULL.
-type tsvReader struct {
-	ctx  context.Context
-	ch   <-chan arrow.Record
-	rec  arrow.Record
-	c    txCols
-	i    int
-	buf  []byte
-	off  int
-	rows int64
-	err  error
-	eof  bool
-}
-
-func (r *tsvReader) Read(p []byte) (int, error) {
-	for r.off >= len(r.buf) {
-		if r.err != nil {
-			return 0, r.err
-		}
-		if r.eof {
-			return 0, io.EOF
-		}
-		r.fill(max(len(p), 64<<10))
-	}
-	n := copy(p, r.buf[r.off:])
-	r.off += n
-	return n, nil
-}
-
-// fill encodes rows until the buffer holds at least size bytes or the
-// records end.
-func (r *tsvReader) fill(size int) {
-	r.buf, r.off = r.buf[:0], 0
-	for len(r.buf) < size {
-		if r.rec == nil {
-			rec, ok := <-r.ch
-			if !ok {
-				// Closed early when the run failed: do not let the server
-				// commit a partial load.
-				if err := context.Cause(r.ctx); err != nil {
-					r.err = err
-				} else {
-					r.eof = true
-				}
-				return
+// next makes sure a record with a row left is current; false at the end.
+func (s *recordSource) next() (bool, error) {
+	for s.rec == nil || s.i >= s.c.n {
+		s.release()
+		rec, ok := <-s.ch
+		if !ok {
+			if err := context.Cause(s.ctx); err != nil {
+				return false, err
 			}
-			r.rec, r.c, r.i = rec, columns(rec), 0
+			return false, nil
 		}
-		for ; r.i < r.c.n && len(r.buf) < size; r.i++ {
-			r.buf = appendTSVRow(r.buf, &r.c, r.i)
-			r.rows++
+		s.rec, s.c, s.i = rec, columns(rec), 0
+	}
+	return true, nil
+}
+
+// text writes every row in LOAD DATA's text form.
+func (s *recordSource) text(w *bufio.Writer) (int64, error) {
+	var n int64
+	for {
+		ok, err := s.next()
+		if err != nil || !ok {
+			return n, err
 		}
-		if r.i == r.c.n {
-			r.rec.Release()
-			r.rec = nil
+		s.buf = s.buf[:0]
+		for ; s.i < s.c.n && len(s.buf) < 64<<10; s.i++ {
+			s.buf = appendTSVRow(s.buf, &s.c, s.i)
+			n++
+		}
+		if _, err := w.Write(s.buf); err != nil {
+			return n, err
 		}
 	}
 }
 
-func (r *tsvReader) release() {
-	if r.rec != nil {
-		r.rec.Release()
-		r.rec = nil
+// row yields the next row as values; the strings are copied, as the
+// record is released before the INSERT that holds them runs.
+func (s *recordSource) row(row []any) ([]any, error) {
+	ok, err := s.next()
+	if err != nil {
+		return row, err
+	}
+	if !ok {
+		return row, io.EOF
+	}
+	c, i := &s.c, s.i
+	s.i++
+	s.buf = appendTimestamp(s.buf[:0], c.ts[i])
+	var related any
+	if c.related.IsValid(i) {
+		related = strings.Clone(c.related.Value(i))
+	}
+	return append(row, c.id[i], c.card[i], strings.Clone(c.merchant.Value(i)), string(s.buf),
+		txpipe.Money(c.amount[i]), strings.Clone(c.location.Value(i)), strings.Clone(c.typ.Value(i)),
+		related, strings.Clone(c.status.Value(i)), txpipe.Money(c.pending[i]),
+		strings.Clone(c.decl.Value(i)), c.seq[i]), nil
+}
+
+func (s *recordSource) release() {
+	if s.rec != nil {
+		s.rec.Release()
+		s.rec = nil
 	}
 }
 
@@ -386,113 +326,4 @@ func appendTSVRow(b []byte, c *txCols, i int) []byte {
 	b = append(b, '\t')
 	b = strconv.AppendInt(b, c.seq[i], 10)
 	return append(b, '\n')
-}
-
-// inserter writes rows with multi-row INSERT statements; the statement for
-// a full chunk is prepared once.
-type inserter struct {
-	tx    *sql.Tx
-	table string
-	cols  string
-	ncol  int
-	per   int
-	stmt  *sql.Stmt
-	args  []any
-	rows  int
-	done  int64 // rows written before the pending ones
-}
-
-func newInserter(tx *sql.Tx, table, cols string, ncol int) *inserter {
-	return &inserter{tx: tx, table: table, cols: cols, ncol: ncol, per: max(1, 12000/ncol)}
-}
-
-func (in *inserter) query(rows int) string {
-	var b strings.Builder
-	b.WriteString("INSERT INTO `" + in.table + "` (" + in.cols + ") VALUES ")
-	row := "(" + strings.Repeat("?,", in.ncol-1) + "?)"
-	for i := range rows {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(row)
-	}
-	return b.String()
-}
-
-func (in *inserter) add(ctx context.Context, vals ...any) error {
-	in.args = append(in.args, vals...)
-	in.rows++
-	if in.rows == in.per {
-		return in.flush(ctx)
-	}
-	return nil
-}
-
-func (in *inserter) flush(ctx context.Context) error {
-	if in.rows == 0 {
-		return nil
-	}
-	var err error
-	if in.rows == in.per {
-		if in.stmt == nil {
-			in.stmt, err = in.tx.PrepareContext(ctx, in.query(in.per))
-		}
-		if err == nil {
-			_, err = in.stmt.ExecContext(ctx, in.args...)
-		}
-	} else {
-		_, err = in.tx.ExecContext(ctx, in.query(in.rows), in.args...)
-	}
-	if err != nil {
-		return fmt.Errorf("insert into %s rows %d-%d: %w", in.table, in.done+1, in.done+int64(in.rows), err)
-	}
-	in.done += int64(in.rows)
-	clear(in.args)
-	in.args, in.rows = in.args[:0], 0
-	return nil
-}
-
-func (in *inserter) close() {
-	if in.stmt != nil {
-		in.stmt.Close()
-	}
-}
-
-// insertTx writes the records into table with multi-row INSERTs in one
-// transaction: the fallback when the server refuses LOAD DATA LOCAL.
-func insertTx(ctx context.Context, conn *sql.Conn, table string, ch <-chan arrow.Record) error {
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("insert into %s: %w", table, err)
-	}
-	defer tx.Rollback()
-	in := newInserter(tx, table, txColumnList, numTxCols)
-	defer in.close()
-	var buf []byte
-	for rec := range ch {
-		c := columns(rec)
-		for i := 0; i < c.n && err == nil; i++ {
-			// The strings are copied: the record's memory is released below.
-			buf = appendTimestamp(buf[:0], c.ts[i])
-			var related any
-			if c.related.IsValid(i) {
-				related = strings.Clone(c.related.Value(i))
-			}
-			err = in.add(ctx, c.id[i], c.card[i], strings.Clone(c.merchant.Value(i)), string(buf),
-				txpipe.Money(c.amount[i]).String(), strings.Clone(c.location.Value(i)), strings.Clone(c.typ.Value(i)),
-				related, strings.Clone(c.status.Value(i)), txpipe.Money(c.pending[i]).String(),
-				strings.Clone(c.decl.Value(i)), c.seq[i])
-		}
-		rec.Release()
-		if err != nil {
-			return err
-		}
-	}
-	if err := in.flush(ctx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("insert into %s: commit: %w", table, err)
-	}
-	return nil
 }

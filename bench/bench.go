@@ -17,11 +17,13 @@
 //     table vs the stream sink (CSV + MySQL through mysqlstore) reading the
 //     validated topic, each into a database of its own.
 //   - batch: a streaming SELECT of stream_transactions (every column,
-//     rows.Next + Scan) vs batch.Run in MySQL mode on the same database.
+//     rows.Next + Scan) vs batch.Run in MySQL mode on the same database,
+//     without and with the analytics views (the fastest of two runs each,
+//     alternated).
 //
 // Peak memory is measured on the real binary: `txpipe consume --until-idle
-// 3s` on a fresh copy of the input and `txpipe batch --no-publish` run as
-// child processes, and their peak RSS is read from the kernel (rusage).
+// 3s` on a fresh copy of the input and `txpipe batch --no-publish` (with
+// --analytics=false, then true) run as child processes, and their peak RSS is read from the kernel (rusage).
 //
 // Without a database (Options.MySQL nil) the sink and batch stages are
 // skipped: the table says "skipped (no database)", their ratios and rates
@@ -106,6 +108,14 @@ type Report struct {
 	// ConsumeRSSMiB and BatchRSSMiB are the peak RSS of `txpipe consume`
 	// and `txpipe batch` run as child processes (0: not measured).
 	ConsumeRSSMiB, BatchRSSMiB float64
+	// Analytics is the batch stage again with the analytics views on
+	// (batch.Options.Analytics), against the same raw SELECT. The batch
+	// runs three more times after its first, with, without and with
+	// analytics: Batch and Analytics are the fastest run of each.
+	// AnalyticsRSSMiB is the peak RSS of `txpipe batch` with analytics
+	// (BatchRSSMiB is without).
+	Analytics       Stage
+	AnalyticsRSSMiB float64
 	// ConsumeChild is how long the consume child ran, including its 3 s
 	// of idleness at the end.
 	ConsumeChild time.Duration
@@ -131,6 +141,13 @@ func (r Report) Line() string {
 
 func round(f float64) int64 { return int64(math.Round(f)) }
 
+func mib(v float64) string {
+	if v <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
 // WriteTable writes the table of the stages and the summary line.
 func (r Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
@@ -146,6 +163,11 @@ func (r Report) WriteTable(w io.Writer) error {
 			rss = fmt.Sprintf("%.0f", s.RSSMiB)
 		}
 		fmt.Fprintf(&b, "%-9s %14.0f %14.0f %7.2f %15s\n", s.Name, s.RawRate, s.Rate, s.Ratio, rss)
+	}
+	if a := r.Analytics; a.Skipped == "" && a.Rate > 0 {
+		fmt.Fprintf(&b, "%-9s %14.0f %14.0f %7.2f %15s\n", "+analytics", a.RawRate, a.Rate, a.Ratio, mib(r.AnalyticsRSSMiB))
+		fmt.Fprintf(&b, "(+analytics: the batch with the analytics views, %.0f %% slower than without; peak RSS %s MiB with, %s MiB without)\n",
+			100*(r.Batch.Rate/a.Rate-1), mib(r.AnalyticsRSSMiB), mib(r.BatchRSSMiB))
 	}
 	if r.ConsumeRSSMiB > 0 {
 		fmt.Fprintf(&b, "(txpipe RSS: peak of a `txpipe consume` child, validator and sink in one process, %.1f s including 3 s idle; of `txpipe batch --no-publish`)\n", r.ConsumeChild.Seconds())
@@ -195,6 +217,7 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	customers := max(1, int(math.Round(float64(o.Cards)/1.6)))
 	rep = Report{Transactions: o.Transactions, Cards: o.Cards, Customers: customers}
 	rep.Produce.Name, rep.Validate.Name, rep.Sink.Name, rep.Batch.Name = "produce", "validate", "sink", "batch"
+	rep.Analytics.Name = "batch+analytics"
 
 	if b.tmp, err = os.MkdirTemp("", "txpipe-bench-"); err != nil {
 		return rep, fmt.Errorf("bench: %w", err)

@@ -141,7 +141,8 @@ func (b *bencher) consumeChild(ctx context.Context, rep *Report) error {
 var batchRows = regexp.MustCompile(`batch: (\d+) rows`)
 
 // batchChild runs `txpipe batch --no-publish` on the consume child's
-// database, with the master data loaded, and records its peak RSS.
+// database, with the master data loaded, without and with analytics, and
+// records their peak RSS.
 func (b *bencher) batchChild(ctx context.Context, rep *Report) error {
 	if b.o.Binary == "" || b.childDB == nil {
 		return nil
@@ -153,16 +154,22 @@ func (b *bencher) batchChild(ctx context.Context, rep *Report) error {
 	if err := dbEnv(b.childDB, env); err != nil {
 		return err
 	}
-	out, rss, _, err := b.child(ctx, env, "batch", "--no-publish")
-	if err != nil {
-		return err
+	for _, analytics := range []bool{false, true} {
+		out, rss, _, err := b.child(ctx, env, "batch", "--no-publish", "--analytics="+strconv.FormatBool(analytics))
+		if err != nil {
+			return err
+		}
+		if m := batchRows.FindStringSubmatch(out); m == nil {
+			return fmt.Errorf("txpipe batch printed no summary: %q", tail(out, 500))
+		} else if n, _ := strconv.ParseInt(m[1], 10, 64); n != b.val.processed {
+			return fmt.Errorf("txpipe batch read %d rows, want %d", n, b.val.processed)
+		}
+		if analytics {
+			rep.AnalyticsRSSMiB, rep.Analytics.RSSMiB = rss, rss
+		} else {
+			rep.BatchRSSMiB, rep.Batch.RSSMiB = rss, rss
+		}
 	}
-	if m := batchRows.FindStringSubmatch(out); m == nil {
-		return fmt.Errorf("txpipe batch printed no summary: %q", tail(out, 500))
-	} else if n, _ := strconv.ParseInt(m[1], 10, 64); n != b.val.processed {
-		return fmt.Errorf("txpipe batch read %d rows, want %d", n, b.val.processed)
-	}
-	rep.BatchRSSMiB, rep.Batch.RSSMiB = rss, rss
 	return nil
 }
 

@@ -40,6 +40,10 @@ type Options struct {
 	Start        time.Time // first day of the transactions; zero = 2025-04-01 00:00:00 UTC
 	Days         int       // days the transactions span; 0 = 4
 	BadRows      int       // malformed transaction rows to inject; 0 = none
+	// Demographics adds the optional age and gender columns to
+	// customers.csv; the other columns and files stay byte for byte
+	// those without it.
+	Demographics bool
 }
 
 // DefaultOptions are the options of the repository's default dataset
@@ -110,6 +114,7 @@ func Generate(ctx context.Context, dir string, o Options) (Stats, error) {
 	g.txRng.seed(o.Seed, 3)
 	g.timeRng.seed(o.Seed, 4)
 	g.badRng.seed(o.Seed, 5)
+	g.demoRng.seed(o.Seed, 6)
 
 	steps := []struct {
 		name string
@@ -276,7 +281,7 @@ type generator struct {
 	ctx   context.Context
 	stats Stats
 
-	custRng, cardRng, txRng, timeRng, badRng rng
+	custRng, cardRng, txRng, timeRng, badRng, demoRng rng
 
 	customers []customer
 	cards     []card
@@ -285,12 +290,16 @@ type generator struct {
 
 func (g *generator) writeCustomers(w *csv.Writer) error {
 	r := &g.custRng
-	if err := w.Write([]string{"customer_id", "name", "phone_number", "address", "email", "credit_score", "annual_income"}); err != nil {
+	header := []string{"customer_id", "name", "phone_number", "address", "email", "credit_score", "annual_income"}
+	if g.o.Demographics {
+		header = append(header, "age", "gender")
+	}
+	if err := w.Write(header); err != nil {
 		return err
 	}
 	g.customers = make([]customer, g.o.Customers)
 	for i := range g.customers {
-		first, last, name := personName(r)
+		first, last, name, female := personName(r)
 		reg := pickHomeRegion(r)
 		street, zip := streetAddress(r, &regions[reg], "")
 		// Scores by band: Basic 22%, Gold 33%, Platinum 33%, the top 12%.
@@ -323,6 +332,13 @@ func (g *generator) writeCustomers(w *csv.Writer) error {
 			email(r, first, last),
 			strconv.Itoa(score),
 			strconv.Itoa(income*100) + ".0",
+		}
+		if g.o.Demographics {
+			gender := "M"
+			if female {
+				gender = "F"
+			}
+			rec = append(rec, strconv.Itoa(g.age()), gender)
 		}
 		if err := w.Write(rec); err != nil {
 			return err
@@ -773,10 +789,23 @@ func madeUpCity(r *rng) string {
 	return city
 }
 
-// personName returns a first and last name and the full name, sometimes
-// with a title or a suffix.
-func personName(r *rng) (first, last, full string) {
-	female := r.intn(2) == 0
+// age draws an adult's age in years (18 to 90, most between 25 and 64).
+func (g *generator) age() int {
+	r := &g.demoRng
+	switch p := r.intn(100); {
+	case p < 12:
+		return r.between(18, 24)
+	case p < 85:
+		return r.between(25, 64)
+	default:
+		return r.between(65, 90)
+	}
+}
+
+// personName returns a first and last name, the full name (sometimes with
+// a title or a suffix) and whether the first name is a woman's.
+func personName(r *rng) (first, last, full string, female bool) {
+	female = r.intn(2) == 0
 	if female {
 		first = r.pick(firstNames[0])
 	} else {
@@ -794,7 +823,7 @@ func personName(r *rng) (first, last, full string) {
 	if r.chance(40) {
 		full += " " + r.pick([]string{"MD", "DDS", "PhD", "DVM", "Jr.", "II"})
 	}
-	return first, last, full
+	return first, last, full, female
 }
 
 func phone(r *rng) string {

@@ -18,6 +18,7 @@ func newBatch() *cobra.Command {
 	var (
 		parquet   bool
 		noPublish bool
+		f         = batchFlags{analytics: true}
 	)
 	cmd := &cobra.Command{
 		Use:   "batch",
@@ -29,10 +30,16 @@ stream sink wrote) and writes the views back to MySQL and results/*.csv;
 without, it reads the dataset CSVs and results/stream_transactions.csv. A
 failed run leaves the previous views untouched; a second run changes nothing.
 Cards whose limit changed are republished to the cards topic, so running
-consumers apply the new limits without a restart. Exit status 0 only on
-success; one summary line on stdout, logs on stderr.`,
+consumers apply the new limits without a restart. In the same pass it
+computes the analytics views (results/analytics_*.csv and the analytics_*
+tables: regions, segments, time patterns, daily KPIs, lost sales, merchant
+drops, refund rates, KPIs and a 14-day cash-flow forecast); --analytics=false
+skips them and leaves those of the last run. Exit status 0 only on success;
+one summary line on stdout, logs on stderr.`,
 		Example: `  txpipe batch
   txpipe batch --parquet
+  txpipe batch --analytics=false
+  txpipe batch --min-weekly-volume 50
   # nightly at 02:00 from cron
   0 2 * * * cd /srv/txpipe && ./txpipe batch >> batch.log 2>&1`,
 		Args: cobra.NoArgs,
@@ -41,7 +48,8 @@ success; one summary line on stdout, logs on stderr.`,
 			if err != nil {
 				return err
 			}
-			sum, err := runBatch(cmd.Context(), cfg, parquet, !noPublish)
+			f.parquet, f.publish = parquet, !noPublish
+			sum, err := runBatchWith(cmd.Context(), cfg, f)
 			if err != nil {
 				return err
 			}
@@ -51,13 +59,28 @@ success; one summary line on stdout, logs on stderr.`,
 	}
 	cmd.Flags().BoolVar(&parquet, "parquet", false, "also write results/*.parquet")
 	cmd.Flags().BoolVar(&noPublish, "no-publish", false, "do not republish changed limits to Kafka")
+	cmd.Flags().BoolVar(&f.analytics, "analytics", true, "also compute the analytics views")
+	cmd.Flags().IntVar(&f.minWeeklyVolume, "min-weekly-volume", batch.DefaultMinWeeklyVolume,
+		"fewest transactions of a merchant's week for a week-over-week drop from it to be listed")
 	return cmd
 }
 
-// runBatch runs the batch layer on the configured database, or on the CSV
-// files without one.
+// batchFlags are the options of a batch run.
+type batchFlags struct {
+	parquet, publish, analytics bool
+	minWeeklyVolume             int
+}
+
+// runBatch runs the batch layer, with analytics, on the configured
+// database, or on the CSV files without one.
 func runBatch(ctx context.Context, cfg *config.Config, parquet, publish bool) (batch.Summary, error) {
-	o := batch.Options{DataDir: cfg.Data, ResultsDir: cfg.Results, Parquet: parquet, Log: slog.Default(), Topic: stream.TopicsFor(cfg.KafkaTopic).Validated}
+	return runBatchWith(ctx, cfg, batchFlags{parquet: parquet, publish: publish, analytics: true})
+}
+
+// runBatchWith runs the batch layer with the options of f.
+func runBatchWith(ctx context.Context, cfg *config.Config, f batchFlags) (batch.Summary, error) {
+	o := batch.Options{DataDir: cfg.Data, ResultsDir: cfg.Results, Parquet: f.parquet, Log: slog.Default(),
+		Analytics: f.analytics, MinWeeklyVolume: f.minWeeklyVolume, Topic: stream.TopicsFor(cfg.KafkaTopic).Validated}
 	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return batch.Summary{}, err
@@ -66,7 +89,7 @@ func runBatch(ctx context.Context, cfg *config.Config, parquet, publish bool) (b
 		defer db.Close()
 		o.DB = db.SQL
 	}
-	if publish {
+	if f.publish {
 		o.Publish = func(ctx context.Context, changed []txpipe.Card) error {
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()

@@ -21,7 +21,8 @@ in the reference format. The same arguments always give the same bytes, and
 memory does not grow with the number of transactions.`,
 		Example: `  txpipe gen --customers 30 --cards 50 --transactions 400 --seed 22 --out dataset
   txpipe gen --customers 30000 --cards 50000 --transactions 1000000 --out /tmp/big
-  txpipe gen --transactions 2000 --bad-rows 20 --out /tmp/dirty`,
+  txpipe gen --transactions 2000 --bad-rows 20 --out /tmp/dirty
+  txpipe gen --customers 3000 --cards 5000 --transactions 200000 --days 90 --demographics --out /tmp/analytics`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
@@ -41,6 +42,7 @@ memory does not grow with the number of transactions.`,
 	f.Int64Var(&o.Seed, "seed", def.Seed, "random seed")
 	f.IntVar(&o.Days, "days", def.Days, "days the transactions span (0: 4)")
 	f.IntVar(&o.BadRows, "bad-rows", 0, "malformed transaction rows to add, of every kind")
+	f.BoolVar(&o.Demographics, "demographics", false, "add the optional age and gender columns to customers.csv (for the analytics' age and gender segments)")
 	f.StringVar(&out, "out", "dataset", "output directory")
 	return cmd
 }

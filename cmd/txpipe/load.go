@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/batch"
 	"github.com/txpipe/txpipe/serving/csvfile"
 	"github.com/txpipe/txpipe/stream"
 )
@@ -56,6 +57,9 @@ rejected_transactions table with their reason.`,
 			}
 			defer db.Close()
 			if err := db.LoadMaster(ctx, m); err != nil {
+				return err
+			}
+			if _, err := batch.LoadDemographics(ctx, db.SQL, cfg.Data); err != nil {
 				return err
 			}
 			n, rejected, err := db.LoadTransactions(ctx, filepath.Join(cfg.Data, csvfile.TransactionsFile))

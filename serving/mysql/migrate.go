@@ -25,11 +25,14 @@ func Migrate(ctx context.Context, db *sql.DB) error {
 
 // NewMigrations returns the migrations of txpipe's schema (the SQL files of
 // package migrations and the Go migrations here), for tools and tests that
-// step through them.
+// step through them. Out of order: a migration numbered below one already
+// applied (whose version row an interrupted run did not write, say) is
+// applied rather than refused.
 func NewMigrations(db *sql.DB) (*goose.Provider, error) {
 	return goose.NewProvider(goose.DialectMySQL, db, migrations.FS,
 		goose.WithSessionLocker(advisoryLock{}),
 		goose.WithDisableGlobalRegistry(true),
+		goose.WithAllowOutofOrder(true),
 		goose.WithGoMigrations(positionsMigration))
 }
 

