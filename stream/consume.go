@@ -37,6 +37,8 @@ type ConsumeConfig struct {
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
 	DedupHorizon       time.Duration
+	// Operators run after the card ledger (see ValidatorConfig).
+	Operators []Operator
 	// StopTimeout bounds how long a stop waits for writes in flight
 	// (DefaultStopTimeout when zero).
 	StopTimeout time.Duration
@@ -75,7 +77,7 @@ func Consume(ctx context.Context, cfg ConsumeConfig) (ConsumeStats, error) {
 		Brokers: cfg.Brokers, Topics: cfg.Topics, Group: cfg.Group, Instance: cfg.Instance,
 		MaxBatch: cfg.MaxBatch, CheckpointEvery: cfg.CheckpointEvery, CheckpointInterval: cfg.CheckpointInterval,
 		DedupHorizon: cfg.DedupHorizon, Clock: cfg.Clock, Log: cfg.Log, ClientOpts: cfg.ClientOpts,
-		afterCommit: cfg.afterCommit,
+		Operators: cfg.Operators, afterCommit: cfg.afterCommit,
 	}
 	first, err := NewValidator(ctx, vcfg)
 	if err != nil {

@@ -20,6 +20,10 @@ type masterView struct {
 
 func (m *masterView) get() *txpipe.MasterIndex { return m.cur.Load() }
 
+// testHookMasterRead, for tests, runs between reading the master data to
+// its end and following it.
+var testHookMasterRead func()
+
 // masterFollower keeps a masterView up to date from the cards and
 // customers topics, for as long as the engine runs.
 type masterFollower struct {
@@ -49,6 +53,9 @@ func followMaster(ctx context.Context, base []kgo.Opt, t Topics, log *slog.Logge
 		}
 	}
 	f.view.cur.Store(idx)
+	if testHookMasterRead != nil {
+		testHookMasterRead()
+	}
 	opts := append(append([]kgo.Opt{}, base...),
 		kgo.ConsumePartitions(next),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),

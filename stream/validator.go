@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -52,7 +53,12 @@ type ValidatorConfig struct {
 	DedupHorizon time.Duration
 	// Clock is the processing-time clock (nil: the real one).
 	Clock Clock
-	Log   *slog.Logger
+	// Operators run after the card ledger in the same transactions; they
+	// take what the ledger forwards (ForwardResults) or the source topics.
+	// Their output topics (OutputTopics, when they have the method) are
+	// created with the input's partitions.
+	Operators []Operator
+	Log       *slog.Logger
 	// ClientOpts are added to every Kafka client (tests, TLS, SASL).
 	ClientOpts []kgo.Opt
 
@@ -103,11 +109,15 @@ func NewValidator(ctx context.Context, cfg ValidatorConfig) (*Validator, error) 
 		return nil, err
 	}
 	ledger := newLedgerOp(cfg.Topics, master.view, cfg.DedupHorizon, cfg.CheckpointEvery, partitions)
+	if err := ensureOutputTopics(ctx, base, cfg.Operators, partitions); err != nil {
+		master.close()
+		return nil, err
+	}
 	e, err := NewEngine(EngineConfig{
 		Brokers: cfg.Brokers, Group: cfg.Group, Instance: cfg.Instance,
 		Sources:    []string{cfg.Topics.Input, cfg.Topics.Repartition},
 		StateTopic: cfg.Topics.State,
-		Operators:  []Operator{ledger},
+		Operators:  append([]Operator{ledger}, cfg.Operators...),
 		MaxBatch:   cfg.MaxBatch, CheckpointInterval: cfg.CheckpointInterval,
 		Clock: cfg.Clock, Log: log, ClientOpts: cfg.ClientOpts, afterCommit: cfg.afterCommit,
 	})
@@ -116,6 +126,36 @@ func NewValidator(ctx context.Context, cfg ValidatorConfig) (*Validator, error) 
 		return nil, err
 	}
 	return &Validator{Engine: e, ledger: ledger, master: master}, nil
+}
+
+// OutputTopics is implemented by operators that produce to topics of
+// their own, which are then created with the input's partitions.
+type OutputTopics interface {
+	OutputTopics() []string
+}
+
+func ensureOutputTopics(ctx context.Context, base []kgo.Opt, ops []Operator, partitions int32) error {
+	var names []string
+	for _, op := range ops {
+		if o, ok := op.(OutputTopics); ok {
+			names = append(names, o.OutputTopics()...)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(base...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, name := range names {
+		if err := createTopic(ctx, adm, name, partitions, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Stats returns the validator's counters.
