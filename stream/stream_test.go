@@ -626,7 +626,7 @@ func stSmallTopic(t *testing.T, brokers []string, topic string, opts dataset.Opt
 type memStore struct {
 	mu       sync.Mutex
 	down     bool
-	upFor    int // writes before it goes down by itself (0: never)
+	upFor    int           // writes before it goes down by itself (0: never)
 	rows     map[int64]int // transaction id → times written
 	rejected int
 	offsets  map[string]map[int32]txpipe.Offset // topic → partition → offset
