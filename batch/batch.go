@@ -182,7 +182,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 		r.log.Error("batch run failed", "run", id, "err", err)
 		return r.sum, err
 	}
-	r.log.Info(r.sum.String(), "run", id)
+	r.log.Debug(r.sum.String(), "run", id) // the command prints the summary
 	return r.sum, nil
 }
 

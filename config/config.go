@@ -22,7 +22,10 @@ type Config struct {
 	KafkaSet        bool // KAFKA_BOOTSTRAP_SERVERS was given, not defaulted
 	KafkaTopic      string
 	KafkaGroupID    string
-	ConsumerTimeout time.Duration // 0: run until stopped
+	// KafkaConnectTimeout bounds how long a command waits for the brokers
+	// to answer before it fails naming them.
+	KafkaConnectTimeout time.Duration
+	ConsumerTimeout     time.Duration // 0: run until stopped
 	DBHost          string
 	DBPort          int
 	DBUser          string
@@ -41,6 +44,7 @@ var settings = []setting{
 	{env: "KAFKA_BOOTSTRAP_SERVERS", flag: "kafka-bootstrap-servers", def: "localhost:9092", usage: "Kafka brokers, comma-separated"},
 	{env: "KAFKA_TOPIC", flag: "kafka-topic", def: "transactions", usage: "input topic of transactions"},
 	{env: "KAFKA_GROUP_ID", flag: "kafka-group-id", def: "txpipe", usage: "consumer group of the validators (the sinks use <group>.sink)"},
+	{env: "KAFKA_CONNECT_TIMEOUT", flag: "kafka-connect-timeout", def: "30s", usage: "how long a command waits for the brokers to answer before it fails"},
 	{env: "CONSUMER_TIMEOUT_MS", flag: "consumer-timeout-ms", def: "0", usage: "consume exits after this many ms without records (0: never)"},
 	{env: "DB_HOST", flag: "db-host", def: "", usage: "MySQL host; empty runs without a database (Kafka and CSV only)"},
 	{env: "DB_PORT", flag: "db-port", def: "3306", usage: "MySQL port"},
@@ -106,6 +110,9 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 		return nil, fmt.Errorf("CONSUMER_TIMEOUT_MS %q: not a non-negative integer", v["CONSUMER_TIMEOUT_MS"])
 	}
 	c.ConsumerTimeout = time.Duration(ms) * time.Millisecond
+	if c.KafkaConnectTimeout, err = time.ParseDuration(v["KAFKA_CONNECT_TIMEOUT"]); err != nil || c.KafkaConnectTimeout <= 0 {
+		return nil, fmt.Errorf("KAFKA_CONNECT_TIMEOUT %q: not a positive duration such as 30s", v["KAFKA_CONNECT_TIMEOUT"])
+	}
 	if c.DBPort, err = strconv.Atoi(v["DB_PORT"]); err != nil || c.DBPort <= 0 || c.DBPort > 65535 {
 		return nil, fmt.Errorf("DB_PORT %q: not a port number", v["DB_PORT"])
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -90,5 +92,68 @@ func TestFencingFailureIsFatal(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("Run only ended with the test's deadline")
+	}
+}
+
+// TestPingIsBounded: a broker address where something accepts and never
+// answers, or answers as something else, or nothing listens, fails within
+// the bound with an error naming it.
+func TestPingIsBounded(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var mu sync.Mutex
+	var held []net.Conn
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // accepted, never answered
+			mu.Unlock()
+		}
+	}()
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	go func() {
+		for {
+			c, err := other.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("-ERR unknown command 'ApiVersions'\r\n-ERR\r\n-ERR\r\n"))
+			c.Close()
+		}
+	}()
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	for _, addr := range []string{silent.Addr().String(), other.Addr().String(), closedAddr} {
+		start := time.Now()
+		err := Ping(context.Background(), []string{addr}, 2*time.Second)
+		if err == nil || !strings.Contains(err.Error(), addr) {
+			t.Errorf("%s: Ping = %v, want an error naming the address", addr, err)
+		}
+		if d := time.Since(start); d > 30*time.Second { // a bound on a hang, not a speed
+			t.Errorf("%s: Ping took %s with a 2 s bound", addr, d)
+		}
+	}
+	c := newCluster(t)
+	if err := Ping(context.Background(), c.ListenAddrs(), 10*time.Second); err != nil {
+		t.Fatalf("a real broker: %v", err)
 	}
 }

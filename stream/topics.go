@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/txpipe/txpipe/internal/retry"
 )
 
 // EmbeddedClusterID is the cluster id of txpipe's embedded broker. On it the
@@ -113,45 +115,77 @@ func isEmbedded(ctx context.Context, adm *kadm.Client) (bool, error) {
 	return m.Cluster == EmbeddedClusterID, nil
 }
 
+// topicWait bounds how long creating or describing a topic is retried (a
+// broker still starting, a topic still being created).
+const topicWait = 15 * time.Second
+
 func createTopic(ctx context.Context, adm *kadm.Client, name string, partitions int32, cfg map[string]*string) error {
-	for attempt := 0; ; attempt++ {
-		resp, err := adm.CreateTopic(ctx, partitions, -1, cfg, name)
-		if err == nil {
-			err = resp.Err
-		}
-		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
-			return nil
-		}
-		if attempt >= 20 || ctx.Err() != nil {
-			return fmt.Errorf("create topic %s: %w", name, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+	return retry.Do(ctx, retry.Policy{What: "create topic " + name, Initial: 250 * time.Millisecond, Max: time.Second, Bound: topicWait,
+		Transient: func(err error) bool { return !errors.Is(err, kerr.InvalidTopicException) && !errors.Is(err, kerr.TopicAuthorizationFailed) }},
+		func(ctx context.Context) error {
+			resp, err := adm.CreateTopic(ctx, partitions, -1, cfg, name)
+			if err == nil {
+				err = resp.Err
+			}
+			if errors.Is(err, kerr.TopicAlreadyExists) {
+				return nil
+			}
+			return err
+		})
 }
 
 func partitionCount(ctx context.Context, adm *kadm.Client, topic string) (int32, error) {
-	for attempt := 0; ; attempt++ {
-		td, err := adm.ListTopics(ctx, topic)
-		if err == nil {
-			if d, ok := td[topic]; ok && d.Err == nil && len(d.Partitions) > 0 {
-				return int32(len(d.Partitions)), nil
-			} else if ok && d.Err != nil {
-				err = d.Err
-			} else {
-				err = errors.New("no partitions yet")
+	var n int32
+	err := retry.Do(ctx, retry.Policy{What: "describe topic " + topic, Initial: 250 * time.Millisecond, Max: time.Second, Bound: topicWait,
+		Transient: func(err error) bool { return !errors.Is(err, kerr.TopicAuthorizationFailed) }},
+		func(ctx context.Context) error {
+			td, err := adm.ListTopics(ctx, topic)
+			if err != nil {
+				return err
 			}
-		}
-		if attempt >= 40 || ctx.Err() != nil {
-			return 0, fmt.Errorf("describe topic %s: %w", topic, err)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
+			d, ok := td[topic]
+			switch {
+			case ok && d.Err != nil:
+				return d.Err
+			case !ok || len(d.Partitions) == 0:
+				return errors.New("no partitions yet")
+			}
+			n = int32(len(d.Partitions))
+			return nil
+		})
+	return n, err
+}
+
+// Ping checks that brokers answer as a Kafka cluster within bound: a
+// wrong address, a service that is not Kafka, or a broker that does not
+// answer is an error naming the addresses, not a wait without end.
+func Ping(ctx context.Context, brokers []string, bound time.Duration, opts ...kgo.Opt) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.DialTimeout(min(bound, 10*time.Second))}, opts...)...)
+	if err != nil {
+		return fmt.Errorf("kafka %v: %w", brokers, err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	// The client may go on dialing past ctx (a peer that accepts nothing):
+	// the answer is awaited only until the bound, and the client closed
+	// in the background, which ends with its dial.
+	answer := make(chan error, 1)
+	go func() {
+		_, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+		answer <- err
+	}()
+	select {
+	case err = <-answer:
+		cl.Close()
+	case <-ctx.Done():
+		go func() { <-answer; cl.Close() }()
+		err = ctx.Err()
+	}
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		return fmt.Errorf("kafka %v did not answer as a Kafka broker within %s (KAFKA_CONNECT_TIMEOUT; is KAFKA_BOOTSTRAP_SERVERS right, and the broker up?)", brokers, bound)
+	}
+	return fmt.Errorf("kafka %v: %w", brokers, err)
 }

@@ -19,11 +19,19 @@ import (
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/config"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/stream"
 )
 
 // loadConfig resolves the settings of a command.
 func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	return config.Load(cmd.Flags())
+}
+
+// kafkaReady checks that the configured brokers answer, within
+// KAFKA_CONNECT_TIMEOUT: a wrong address fails at once with a message
+// naming it, not after a wait without end.
+func kafkaReady(ctx context.Context, cfg *config.Config) error {
+	return stream.Ping(ctx, cfg.Brokers(), cfg.KafkaConnectTimeout)
 }
 
 // openDB opens the configured database (migrated), or returns nil when

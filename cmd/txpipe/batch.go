@@ -91,6 +91,9 @@ func runBatchWith(ctx context.Context, cfg *config.Config, f batchFlags) (batch.
 	}
 	if f.publish {
 		o.Publish = func(ctx context.Context, changed []txpipe.Card) error {
+			if err := kafkaReady(ctx, cfg); err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			return stream.PublishMaster(ctx, cfg.Brokers(), stream.TopicsFor(cfg.KafkaTopic), changed, nil)

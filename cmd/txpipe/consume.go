@@ -51,6 +51,9 @@ commits what is in flight and rewrites the CSV files in event order.`,
 			if untilIdle == 0 {
 				untilIdle = cfg.ConsumerTimeout
 			}
+			if err := kafkaReady(ctx, cfg); err != nil {
+				return err
+			}
 			if instance == "" {
 				id, release, err := instanceSlot(cfg.KafkaGroupID)
 				if err != nil {

@@ -44,6 +44,9 @@ rejected_transactions table with their reason.`,
 			if err != nil {
 				return err
 			}
+			if err := kafkaReady(ctx, cfg); err != nil {
+				return err
+			}
 			if err := stream.PublishMaster(ctx, cfg.Brokers(), stream.TopicsFor(cfg.KafkaTopic), m.Cards, m.Customers); err != nil {
 				return err
 			}

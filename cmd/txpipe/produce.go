@@ -46,6 +46,9 @@ SIGTERM) commits what was handed to the client and reports only that.`,
 				return err
 			}
 			ctx := cmd.Context()
+			if err := kafkaReady(ctx, cfg); err != nil {
+				return err
+			}
 			var src stream.Source
 			if fromDB {
 				db, err := openDB(ctx, cfg)
