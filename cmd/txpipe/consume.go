@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/stream"
 )
 
@@ -19,6 +20,8 @@ func newConsume() *cobra.Command {
 		maxBatch        int
 		checkpointEvery int
 		memLimitMiB     int64
+		dedupHorizon    time.Duration
+		stopTimeout     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -32,7 +35,21 @@ offsets are stored with the rows). Start several consume processes to split
 the partitions; kill one at any moment and restart it: nothing is lost or
 counted twice. It runs until SIGINT/SIGTERM, or with --until-idle (or
 CONSUMER_TIMEOUT_MS) until no record came for that long; either way it
-commits what is in flight and rewrites the CSV files in event order.`,
+commits what is in flight (a database that does not answer is given up
+after --stop-timeout: its rows are written on the next start) and rewrites
+the CSV files in event order.
+
+A transaction id is a payment's idempotency key: a repeat on the same card
+within --dedup-horizon of event time is rejected as duplicate_transaction_id.
+Records on the wrong partition (a producer that keys them otherwise, or not
+at all) first move to their card's partition.
+
+While it runs, a status line every 10 s on stderr says what was judged,
+rejected and written, the rate, and how far behind the validators and the
+sink are. results/stream_transactions.csv and rejected_transactions.csv
+are rewritten in event order whenever the stream rests for a second, and at
+the end: while records keep coming they lag behind (the MySQL tables do
+not; txpipe serve answers from the live stream).`,
 		Example: `  txpipe consume
   txpipe consume --until-idle 10s
   DB_HOST=127.0.0.1 txpipe consume`,
@@ -65,7 +82,7 @@ commits what is in flight and rewrites the CSV files in event order.`,
 			cc := stream.ConsumeConfig{
 				Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Group: cfg.KafkaGroupID,
 				Instance: instance, ResultsDir: cfg.Results, UntilIdle: untilIdle, MaxBatch: maxBatch,
-				CheckpointEvery: checkpointEvery,
+				CheckpointEvery: checkpointEvery, DedupHorizon: dedupHorizon, StopTimeout: stopTimeout,
 			}
 			if cfg.HasDB() {
 				// Connected on first use: judging never waits for MySQL.
@@ -84,6 +101,8 @@ commits what is in flight and rewrites the CSV files in event order.`,
 	f.StringVar(&instance, "instance", "", "stable member id of this process (default: host name and a free slot)")
 	f.IntVar(&maxBatch, "batch", stream.DefaultMaxBatch, "records per Kafka transaction")
 	f.IntVar(&checkpointEvery, "checkpoint-every", stream.DefaultCheckpointEvery, "results per partition between two checkpoints of its card states (a restart replays at most about this many)")
+	f.DurationVar(&dedupHorizon, "dedup-horizon", txpipe.DefaultDedupHorizon, "how long, in event time, a card remembers the transaction ids it judged")
+	f.DurationVar(&stopTimeout, "stop-timeout", stream.DefaultStopTimeout, "how long a stop waits for writes in flight")
 	f.Int64Var(&memLimitMiB, "memory-limit", 192, "soft memory limit in MiB for the garbage collector (0: none; GOMEMLIMIT wins)")
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -61,6 +62,42 @@ Without DB_HOST everything runs on Kafka and CSV files alone.`,
 	}
 	root.PersistentFlags().BoolP("verbose", "v", false, "debug logging")
 	config.Flags(root.PersistentFlags())
-	root.AddCommand(newGen(), newMigrate(), newLoad(), newProduce(), newConsume(), newDev(), newBatch(), newDemo(), newBench())
+	root.Version = version()
+	root.AddCommand(newGen(), newMigrate(), newLoad(), newProduce(), newConsume(), newDev(), newBatch(), newDemo(), newBench(), newReset())
 	return root
+}
+
+// version is the module version and the commit the binary was built
+// from, as the Go toolchain recorded them.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, modified, at string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		case "vcs.time":
+			at = s.Value
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		v += " (commit " + rev
+		if modified == "true" {
+			v += ", modified"
+		}
+		if at != "" {
+			v += ", " + at
+		}
+		v += ")"
+	}
+	return v + " " + bi.GoVersion
 }

@@ -1,0 +1,61 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ResetTopics are the topics a reset of an input topic's stream deletes:
+// the input and everything derived from it, the master data, and the
+// producer's positions.
+func ResetTopics(t Topics) []string {
+	out := []string{t.Input, t.Validated, t.DLQ, t.Repartition, t.State, t.Cards, t.Customers, PositionsTopic}
+	return slices.DeleteFunc(out, func(s string) bool { return s == "" })
+}
+
+// Reset deletes the topics of ResetTopics and the consumer groups, so the
+// stream starts over. Topics or groups that do not exist are skipped; it
+// returns what it deleted.
+func Reset(ctx context.Context, brokers []string, t Topics, groups []string, opts ...kgo.Opt) (topics, deletedGroups []string, err error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	resp, err := adm.DeleteGroups(ctx, groups...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("delete consumer groups %v: %w", groups, err)
+	}
+	for _, r := range resp.Sorted() {
+		switch {
+		case r.Err == nil:
+			deletedGroups = append(deletedGroups, r.Group)
+		case errors.Is(r.Err, kerr.GroupIDNotFound):
+		case errors.Is(r.Err, kerr.NonEmptyGroup):
+			return nil, deletedGroups, fmt.Errorf("consumer group %s still has members: stop every txpipe consume first", r.Group)
+		default:
+			return nil, deletedGroups, fmt.Errorf("delete consumer group %s: %w", r.Group, r.Err)
+		}
+	}
+	dr, err := adm.DeleteTopics(ctx, ResetTopics(t)...)
+	if err != nil {
+		return nil, deletedGroups, fmt.Errorf("delete topics: %w", err)
+	}
+	for _, r := range dr.Sorted() {
+		switch {
+		case r.Err == nil:
+			topics = append(topics, r.Topic)
+		case errors.Is(r.Err, kerr.UnknownTopicOrPartition):
+		default:
+			return topics, deletedGroups, fmt.Errorf("delete topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	return topics, deletedGroups, nil
+}
