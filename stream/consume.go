@@ -56,6 +56,9 @@ type ConsumeConfig struct {
 type ConsumeStats struct {
 	Judged, Rejected, Written int64
 	Elapsed                   time.Duration
+	// MasterApplied is how far the validator applied the master data
+	// (see Stats.MasterApplied and MasterEnd).
+	MasterApplied int64
 }
 
 // Consume runs the validator and the sink until ctx ends, the stream has
@@ -113,7 +116,7 @@ func Consume(ctx context.Context, cfg ConsumeConfig) (ConsumeStats, error) {
 
 	stats := func() ConsumeStats {
 		vs := sup.stats()
-		return ConsumeStats{Judged: vs.Processed, Rejected: vs.Rejected, Written: s.Written(), Elapsed: time.Since(start)}
+		return ConsumeStats{Judged: vs.Processed, Rejected: vs.Rejected, Written: s.Written(), Elapsed: time.Since(start), MasterApplied: vs.MasterApplied}
 	}
 	merge := func() error {
 		return csvfile.Merge(cfg.ResultsDir, cfg.Topics.Validated, cfg.Topics.DLQ)
@@ -287,7 +290,7 @@ type supervisor struct {
 
 func (s *supervisor) stats() Stats {
 	st := s.cur.Load().Stats()
-	if d := s.done.Load(); d != nil {
+	if d := s.done.Load(); d != nil { // MasterApplied is the current validator's
 		st.Processed += d.Processed
 		st.Rejected += d.Rejected
 		st.Aborts += d.Aborts

@@ -27,7 +27,8 @@ var testHookMasterRead func()
 // masterFollower keeps a masterView up to date from the cards and
 // customers topics, for as long as the engine runs.
 type masterFollower struct {
-	view   *masterView
+	view    *masterView
+	applied atomic.Int64 // Σ over the master topics' partitions of the offset after the last record applied
 	cl     *kgo.Client
 	topics Topics
 	log    *slog.Logger
@@ -50,6 +51,7 @@ func followMaster(ctx context.Context, base []kgo.Opt, t Topics, log *slog.Logge
 		next[topic] = map[int32]kgo.Offset{}
 		for p, end := range ends {
 			next[topic][p] = kgo.NewOffset().At(end)
+			f.applied.Add(end)
 		}
 	}
 	f.view.cur.Store(idx)
@@ -87,8 +89,17 @@ func (f *masterFollower) run(ctx context.Context) {
 		// A new index per poll: the tasks keep the one they started
 		// their transaction with.
 		idx := f.view.get().Clone()
-		fs.EachRecord(func(r *kgo.Record) { f.apply(idx, r) })
+		var n int64
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			for _, r := range p.Records {
+				f.apply(idx, r)
+			}
+			if len(p.Records) > 0 {
+				n += p.Records[len(p.Records)-1].Offset + 1 - p.Records[0].Offset
+			}
+		})
 		f.view.cur.Store(idx)
+		f.applied.Add(n)
 	}
 }
 

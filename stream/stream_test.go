@@ -180,7 +180,19 @@ func TestScaleOut(t *testing.T) {
 	go stConsume(context.Background(), t, brokers, "many", "b", many, 8*time.Second, untilAll("b"), done)
 	waitWrote("a") // a and b are working: c joins
 	go stConsume(context.Background(), t, brokers, "many", "c", many, 8*time.Second, untilAll("c"), done)
-	time.Sleep(1500 * time.Millisecond)
+	// a leaves once c is a member of the validators' group: a
+	// rebalance, not a time, says when.
+	adm, cl := stAdmin(t, brokers)
+	defer cl.Close()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("c did not join the group in a minute")
+		}
+		dg, err := adm.DescribeGroups(context.Background(), "g-many")
+		if err == nil && slices.ContainsFunc(dg["g-many"].Members, func(m kadm.DescribedGroupMember) bool { return m.InstanceID != nil && *m.InstanceID == "c" }) {
+			break
+		}
+	}
 	stopA() // a leaves mid-run
 	judged := map[string]int64{}
 	for range 3 {
@@ -247,13 +259,17 @@ func TestLimitChangeMidStream(t *testing.T) {
 		}
 	}
 	results := t.TempDir()
-	var written atomic.Int64
+	var written, applied atomic.Int64
 	cctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		_, err := stream.Consume(cctx, stream.ConsumeConfig{
 			Brokers: brokers, Topics: topics, Group: "limits", Instance: "l1", ResultsDir: results,
-			Done: func(s stream.ConsumeStats) bool { written.Store(s.Written); return false },
+			Done: func(s stream.ConsumeStats) bool {
+				written.Store(s.Written)
+				applied.Store(s.MasterApplied)
+				return false
+			},
 		})
 		done <- err
 	}()
@@ -273,7 +289,17 @@ func TestLimitChangeMidStream(t *testing.T) {
 	if err := stream.PublishMaster(ctx, brokers, topics, []txpipe.Card{card}, nil); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // the validators follow the cards topic
+	// The running validator follows the cards topic: wait until it has
+	// applied all of it.
+	masterEnd, err := stream.MasterEnd(ctx, brokers, topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); applied.Load() < masterEnd; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the validator applied the master data up to %d of %d in a minute", applied.Load(), masterEnd)
+		}
+	}
 	produce(tx(2, "350.00"), tx(3, "300.00"))
 	waitWritten(3)
 	stop()
@@ -741,4 +767,13 @@ func TestStopWhileDatabaseDown(t *testing.T) {
 	if rows != int(st.Records) || twice != 0 {
 		t.Fatalf("after the restart the database holds %d of %d rows (%d twice)", rows, st.Records, twice)
 	}
+}
+
+func stAdmin(t *testing.T, brokers []string) (*kadm.Client, *kgo.Client) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kadm.NewClient(cl), cl
 }

@@ -82,6 +82,10 @@ type Stats struct {
 	Processed, Rejected int64
 	LastRecord          time.Time
 	Aborts              int64
+	// MasterApplied is how far the master data is applied: the sum, over
+	// the partitions of the master-data topics, of the offset after the
+	// last record applied (compare with MasterEnd).
+	MasterApplied int64
 }
 
 // NewValidator connects, creates missing topics and reads the master data
@@ -160,7 +164,8 @@ func ensureOutputTopics(ctx context.Context, base []kgo.Opt, ops []Operator, par
 
 // Stats returns the validator's counters.
 func (v *Validator) Stats() Stats {
-	return Stats{Processed: v.ledger.judged.Load(), Rejected: v.ledger.reject.Load(), LastRecord: v.LastRecord(), Aborts: v.aborts.Load()}
+	return Stats{Processed: v.ledger.judged.Load(), Rejected: v.ledger.reject.Load(), LastRecord: v.LastRecord(), Aborts: v.aborts.Load(),
+		MasterApplied: v.master.applied.Load()}
 }
 
 // Close leaves the group and closes the clients. Call it after Run returns.
@@ -235,4 +240,22 @@ func originHeaders(r *kgo.Record) []kgo.RecordHeader {
 		{Key: "origin_partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
 		{Key: "origin_offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
 	}
+}
+
+// MasterEnd is the sum of the end offsets of the master-data topics' partitions:
+// a validator whose MasterApplied reached it has applied all that was
+// published before.
+func MasterEnd(ctx context.Context, brokers []string, t Topics, opts ...kgo.Opt) (int64, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
+	if err != nil {
+		return 0, fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, t.Cards, t.Customers)
+	if err != nil {
+		return 0, fmt.Errorf("list end offsets of the master data: %w", err)
+	}
+	var sum int64
+	ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
+	return sum, nil
 }

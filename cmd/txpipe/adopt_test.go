@@ -47,13 +47,13 @@ func TestConsumerAdoptsBatchLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var written atomic.Int64
+	var written, applied atomic.Int64
 	cctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		_, err := stream.Consume(cctx, stream.ConsumeConfig{
 			Brokers: cfg.Brokers(), Topics: topics, Group: cfg.KafkaGroupID, Instance: "adopt", ResultsDir: cfg.Results,
-			Done: func(s stream.ConsumeStats) bool { written.Store(s.Written); return false },
+			Done: func(s stream.ConsumeStats) bool { written.Store(s.Written); applied.Store(s.MasterApplied); return false },
 		})
 		done <- err
 	}()
@@ -109,7 +109,17 @@ func TestConsumerAdoptsBatchLimits(t *testing.T) {
 			home = c.Address
 		}
 	}
-	time.Sleep(time.Second) // validators follow the cards topic
+	// The running validator follows the cards topic: wait until it has
+	// applied all of it.
+	masterEnd, err := stream.MasterEnd(ctx, cfg.Brokers(), topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); applied.Load() < masterEnd; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the validator applied the master data up to %d of %d in a minute", applied.Load(), masterEnd)
+		}
+	}
 	tx := txpipe.RawTransaction{TransactionID: "1000001", CardID: strconv.FormatInt(card.ID, 10), Merchant: "After Batch LLC",
 		Timestamp: "2025-04-09 12:00:00", Amount: amount.String(), Location: home, Type: "purchase"}
 	if _, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topics}, stream.RowsOf("test", func(yield func(stream.Row) error) error {

@@ -31,7 +31,11 @@ func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 // KAFKA_CONNECT_TIMEOUT: a wrong address fails at once with a message
 // naming it, not after a wait without end.
 func kafkaReady(ctx context.Context, cfg *config.Config) error {
-	return stream.Ping(ctx, cfg.Brokers(), cfg.KafkaConnectTimeout)
+	bound := cfg.KafkaConnectTimeout
+	if bound <= 0 {
+		bound = 30 * time.Second
+	}
+	return stream.Ping(ctx, cfg.Brokers(), bound)
 }
 
 // openDB opens the configured database (migrated), or returns nil when

@@ -158,9 +158,22 @@ func TestConsumeSurvivesKill(t *testing.T) {
 		return cmd
 	}
 	kills, midStream := 0, 0
+	total := ref.Records + ref.Rejected
+	// Each kill comes after the consumer made a random step of progress
+	// (never after a time, which a fast or a slow machine would turn into
+	// no progress or all of it), a little into its next transaction or not.
 	for i := 0; i < 8 && midStream < 5; i++ {
 		cmd := run()
-		time.Sleep(time.Duration(200+rng.IntN(600)) * time.Millisecond)
+		from := total - groupLag(t, brokers, "crash", "crash")
+		step := total/40 + rng.Int64N(total/15)
+		for deadline := time.Now().Add(2 * time.Minute); total-groupLag(t, brokers, "crash", "crash") < min(from+step, total); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				out, _ := os.ReadFile(logs)
+				t.Fatalf("consume made no progress in 2 minutes:\n%s", tail(out, 3000))
+			}
+		}
+		time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
 		lag := groupLag(t, brokers, "crash", "crash")
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -177,7 +190,10 @@ func TestConsumeSurvivesKill(t *testing.T) {
 	}
 	// SIGTERM: finish and commit what is in flight, leave, exit 0.
 	term := run()
-	time.Sleep(700 * time.Millisecond)
+	from, deadline := total-groupLag(t, brokers, "crash", "crash"), time.Now().Add(2*time.Minute)
+	for total-groupLag(t, brokers, "crash", "crash") <= from && groupLag(t, brokers, "crash", "crash") > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // some progress first
+	}
 	if err := term.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
