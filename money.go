@@ -91,7 +91,3 @@ func (m Money) Append(b []byte) []byte {
 	c := u % 100
 	return append(b, '.', byte('0'+c/10), byte('0'+c%10))
 }
-
-// Float returns m in units, for display and for formats (Parquet readers,
-// charts) that want a floating value. It is never used for arithmetic.
-func (m Money) Float() float64 { return float64(m) / 100 }
