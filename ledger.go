@@ -85,13 +85,25 @@ type SeenID struct {
 
 // cardState is a card's state in a Ledger. ids and ats are parallel: the
 // judged ids and their event times, in the order judged; entries older
-// than last − horizon are dropped when a batch settles.
+// than last − horizon are dropped when a batch settles. An event time is
+// kept in 32 bits, as seconds from 2000-01-01 (12 bytes per remembered id
+// with its id): times before 1931-12-14 or after 2068-01-19 are kept as
+// those limits.
 type cardState struct {
 	pending Money
 	last    int64
 	ids     []int64
-	ats     []int64
+	ats     []int32
 }
+
+// atEpoch is the zero of the 32-bit event times: 2000-01-01 00:00:00 UTC.
+const atEpoch = 946684800
+
+func packAt(at int64) int32 {
+	return int32(min(max(at-atEpoch, -1<<31), 1<<31-1))
+}
+
+func unpackAt(a int32) int64 { return int64(a) + atEpoch }
 
 // Ledger judges transactions in event order against the master data and
 // keeps each card's running pending balance and its recent transaction
@@ -124,9 +136,10 @@ func (l *Ledger) SetMaster(m MasterData) { l.master = m }
 func (l *Ledger) State(cardID int64) (CardState, bool) {
 	if e := l.cards[cardID]; e != nil {
 		s := CardState{Pending: e.pending, Last: e.last, Seen: make([]SeenID, 0, len(e.ids))}
+		from := packAt(e.last - l.horizon)
 		for i, id := range e.ids {
-			if e.ats[i] >= e.last-l.horizon {
-				s.Seen = append(s.Seen, SeenID{ID: id, At: e.ats[i]})
+			if e.ats[i] >= from {
+				s.Seen = append(s.Seen, SeenID{ID: id, At: unpackAt(e.ats[i])})
 			}
 		}
 		return s, true
@@ -139,9 +152,10 @@ func (l *Ledger) State(cardID int64) (CardState, bool) {
 // than the horizon are dropped.
 func (l *Ledger) Restore(cardID int64, s CardState) {
 	e := &cardState{pending: s.Pending, last: s.Last}
+	from := packAt(s.Last - l.horizon)
 	for _, seen := range s.Seen {
-		if seen.At >= s.Last-l.horizon {
-			e.ids, e.ats = append(e.ids, seen.ID), append(e.ats, seen.At)
+		if at := packAt(seen.At); at >= from {
+			e.ids, e.ats = append(e.ids, seen.ID), append(e.ats, at)
 		}
 	}
 	l.cards[cardID] = e
@@ -187,7 +201,7 @@ func (l *Ledger) entry(cardID int64, balance Money) *cardState {
 const minEventTime = -1 << 62
 
 func (l *Ledger) remember(e *cardState, id, at int64) {
-	e.ids, e.ats = append(e.ids, id), append(e.ats, at)
+	e.ids, e.ats = append(e.ids, id), append(e.ats, packAt(at))
 	e.last = max(e.last, at)
 }
 
@@ -232,15 +246,16 @@ func (l *Ledger) Settle(cardID int64) {
 	if e == nil {
 		return
 	}
+	from := packAt(e.last - l.horizon)
 	i := 0
-	for i < len(e.ats) && e.ats[i] < e.last-l.horizon {
+	for i < len(e.ats) && e.ats[i] < from {
 		i++
 	}
-	if i == 0 {
-		return
-	}
-	if n := len(e.ids) - i; n < cap(e.ids)/2 { // compact: no unbounded leak at the front
-		e.ids, e.ats = append(make([]int64, 0, 2*n+1), e.ids[i:]...), append(make([]int64, 0, 2*n+1), e.ats[i:]...)
+	// The lists only grow at the end; dropping from the front and the
+	// slack that appends leave are taken back once they pass a quarter.
+	if n := len(e.ids) - i; cap(e.ids) > n+n/4+4 {
+		e.ids = append(make([]int64, 0, n+n/8+1), e.ids[i:]...)
+		e.ats = append(make([]int32, 0, n+n/8+1), e.ats[i:]...)
 		return
 	}
 	e.ids, e.ats = e.ids[i:], e.ats[i:]
@@ -264,11 +279,11 @@ func (l *Ledger) JudgeParsed(tx Transaction) (Result, RejectReason, string) {
 	}
 	e := l.entry(tx.CardID, card.CurrentBalance)
 	at := tx.Timestamp.Unix()
-	from := max(e.last, at) - l.horizon
+	from := packAt(max(e.last, at) - l.horizon)
 	for i, id := range e.ids {
 		if id == tx.ID && e.ats[i] >= from {
 			return Result{}, RejectDuplicate, fmt.Sprintf("transaction %d was already judged on card %d (event time %s, within the dedup horizon of %s)",
-				tx.ID, tx.CardID, time.Unix(e.ats[i], 0).UTC().Format(TimestampLayout), time.Duration(l.horizon)*time.Second)
+				tx.ID, tx.CardID, time.Unix(unpackAt(e.ats[i]), 0).UTC().Format(TimestampLayout), time.Duration(l.horizon)*time.Second)
 		}
 	}
 	status, why, pending := decide(tx.Amount, ZIP(tx.Location), card.CreditLimit, l.master.HomeZIP(card.CustomerID), e.pending)

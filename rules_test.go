@@ -345,6 +345,7 @@ func TestLedgerDedupHorizon(t *testing.T) {
 		{"a later repeat past the horizon", 0, []step{{1, 0, ""}, {1, 7*day + time.Second, ""}}},
 		{"short horizon", time.Hour, []step{{1, 0, ""}, {1, time.Hour, RejectDuplicate}, {2, 2 * time.Hour, ""}, {1, 2 * time.Hour, ""}}},
 		{"ids of other cards are not duplicates", 0, []step{{1, 0, ""}, {-1, 0, ""}}},
+		{"event times past 2068 (kept at that limit)", 0, []step{{1, 80 * 365 * day, ""}, {1, 81 * 365 * day, RejectDuplicate}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := testMaster()
