@@ -30,18 +30,22 @@ type ProducerConfig struct {
 }
 
 // Row is one transaction to publish: its raw fields, its input order, where
-// it came from, and whether its field count was right.
+// it came from, and whether it can be judged at all (FieldsOK). A row that
+// cannot goes to the dead-letter topic with Reject and Detail (field_count
+// when they are empty).
 type Row struct {
 	Raw      txpipe.RawTransaction
 	Seq      int64
 	Source   string
 	FieldsOK bool
+	Reject   txpipe.RejectReason
+	Detail   string
 }
 
 // ProduceStats summarises a Produce run.
 type ProduceStats struct {
 	Records  int64 // published to the input topic
-	Rejected int64 // published straight to the dead-letter topic (wrong field count)
+	Rejected int64 // published straight to the dead-letter topic (wrong field count, broken CSV)
 	Elapsed  time.Duration
 }
 
@@ -132,14 +136,15 @@ func scanCSV(path string, fn func(Row) error) error {
 		for {
 			c := rows{rows: make([]Row, 0, chunk)}
 			for len(c.rows) < chunk {
-				raw, line, ok, err := r.Next()
+				row, err := r.Next()
 				if err != nil {
 					if !errors.Is(err, io.EOF) {
 						c.err = err
 					}
 					break
 				}
-				c.rows = append(c.rows, Row{Raw: raw, Seq: int64(line), Source: name + ":" + strconv.Itoa(line), FieldsOK: ok})
+				c.rows = append(c.rows, Row{Raw: row.Raw, Seq: int64(row.Line), Source: name + ":" + strconv.Itoa(row.Line),
+					FieldsOK: row.Reject == "", Reject: row.Reject, Detail: row.Detail})
 			}
 			select {
 			case ch <- c:
@@ -165,9 +170,9 @@ func scanCSV(path string, fn func(Row) error) error {
 }
 
 // Produce publishes rows to the input topic keyed by card id, with an
-// idempotent producer. A row with the wrong number of fields cannot be a
-// transaction: it goes straight to the dead-letter topic with reason
-// field_count.
+// idempotent producer. A row with the wrong number of fields or broken CSV
+// cannot be a transaction: it goes straight to the dead-letter topic with
+// its reason (field_count, bad_csv).
 func Produce(ctx context.Context, cfg ProducerConfig, rows func(yield func(Row) error) error) (ProduceStats, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -247,10 +252,11 @@ func Produce(ctx context.Context, cfg ProducerConfig, rows func(yield func(Row) 
 			rec.Topic = cfg.Topics.Input
 			stats.Records++
 		} else {
-			slab = EncodeRejected(slab, txpipe.Rejected{
-				Raw: r.Raw, Reason: txpipe.RejectFieldCount, Source: r.Source, Seq: r.Seq,
-				Detail: "the row does not have the header's number of fields",
-			})
+			reason, detail := r.Reject, r.Detail
+			if reason == "" {
+				reason, detail = txpipe.RejectFieldCount, "the row does not have the header's number of fields"
+			}
+			slab = EncodeRejected(slab, txpipe.Rejected{Raw: r.Raw, Reason: reason, Source: r.Source, Seq: r.Seq, Detail: detail})
 			rec.Topic = cfg.Topics.DLQ
 			stats.Rejected++
 		}

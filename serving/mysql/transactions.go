@@ -3,7 +3,6 @@ package mysqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +19,8 @@ var transactionColumns = append(append([]string{}, txpipe.TransactionColumns...)
 
 // LoadTransactions replaces the transactions table with the rows of a
 // transactions.csv, in one transaction. Rows that cannot be judged are not
-// loaded: a wrong field count or broken CSV quoting (field_count), a field
+// loaded: a wrong field count (field_count), broken CSV quoting (bad_csv:
+// the row's first line only, see csvfile.TransactionReader), a field
 // ParseTransaction refuses, a card that is not in the cards table
 // (unknown_card) or a transaction id already loaded from an earlier line
 // (duplicate_transaction_id; the first accepted row wins). They are
@@ -55,22 +55,18 @@ func (db *DB) LoadTransactions(ctx context.Context, path string) (loaded int, re
 		reject := func(raw txpipe.RawTransaction, line int, reason txpipe.RejectReason, detail string) {
 			rejected = append(rejected, txpipe.Rejected{Raw: raw, Reason: reason, Detail: detail, Source: file + ":" + strconv.Itoa(line)})
 		}
-		src := func(row []any) ([]any, error) {
+		src := func(out []any) ([]any, error) {
 			for {
-				raw, line, fieldsOK, err := r.Next()
+				row, err := r.Next()
 				if err == io.EOF {
-					return row, io.EOF
+					return out, io.EOF
 				}
 				if err != nil {
-					var ce *csvfile.Error
-					if errors.As(err, &ce) && (errors.Is(err, csv.ErrQuote) || errors.Is(err, csv.ErrBareQuote)) {
-						reject(raw, ce.Line, txpipe.RejectFieldCount, "malformed CSV: "+ce.Err.Error())
-						continue
-					}
-					return row, err
+					return out, err
 				}
-				if !fieldsOK {
-					reject(raw, line, txpipe.RejectFieldCount, fmt.Sprintf("the row does not have the header's %d fields", len(txpipe.TransactionColumns)))
+				raw, line := row.Raw, row.Line
+				if row.Reject != "" {
+					reject(raw, line, row.Reject, row.Detail)
 					continue
 				}
 				t, reason, detail := txpipe.ParseTransaction(raw)
@@ -90,11 +86,11 @@ func (db *DB) LoadTransactions(ctx context.Context, path string) (loaded int, re
 					{"merchant_name", t.Merchant}, {"location", t.Location}, {"transaction_type", t.Type}, {"related_transaction_id", t.RelatedID},
 				} {
 					if msg := fitErr(f.v, width[f.col]); msg != "" {
-						return row, &csvfile.Error{File: path, Line: line, Column: f.col, Err: errors.New(msg)}
+						return out, &csvfile.Error{File: path, Line: line, Column: f.col, Err: errors.New(msg)}
 					}
 				}
 				seen[t.ID] = line
-				return append(row, t.ID, t.CardID, t.Merchant, raw.Timestamp, t.Amount, t.Location, t.Type,
+				return append(out, t.ID, t.CardID, t.Merchant, raw.Timestamp, t.Amount, t.Location, t.Type,
 					nullIfEmpty(t.RelatedID), int64(line)), nil
 			}
 		}
