@@ -131,7 +131,7 @@ func (t *table) next() (bool, error) {
 
 // badError is the error of a row that breaks the CSV rules.
 func badError(path string, b *badRow) *Error {
-	return &Error{File: path, Line: b.Line, Col: b.Col, Err: fmt.Errorf("%w: %s; line %d reads %s", ErrMalformed, b.Msg, b.Start, Excerpt(b.Text, excerptBytes))}
+	return &Error{File: path, Line: b.Line, Col: b.Col, Err: fmt.Errorf("%w: %s; line %d reads %s", ErrMalformed, b.Msg, b.Start, quoteLine(b.Text, excerptBytes))}
 }
 
 func (t *table) errf(col string, format string, args ...any) error {
@@ -153,7 +153,7 @@ func (t *table) id(col string) (int64, error) {
 	}
 	n, ok := txpipe.ParseID(s)
 	if !ok {
-		return 0, t.errf(col, "%q is not a positive integer id", s)
+		return 0, t.errf(col, "%s is not a positive integer id", quote(s))
 	}
 	return n, nil
 }
@@ -165,7 +165,7 @@ func (t *table) int(col string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, t.errf(col, "%q is not an integer", s)
+		return 0, t.errf(col, "%s is not an integer", quote(s))
 	}
 	return n, nil
 }
@@ -181,6 +181,19 @@ func (t *table) money(col string) (txpipe.Money, error) {
 	}
 	return m, nil
 }
+
+// check turns a row's *txpipe.FieldError into an error naming the file,
+// line and column.
+func (t *table) check(err error) error {
+	var fe *txpipe.FieldError
+	if errors.As(err, &fe) {
+		return t.errf(fe.Column, "%w", fe.Err)
+	}
+	return err
+}
+
+// quote quotes a value for a message, cut to a readable length.
+func quote(s string) string { return strconv.Quote(txpipe.Excerpt(s, 40)) }
 
 func (t *table) close() { t.f.Close() }
 
@@ -268,8 +281,10 @@ func ReadCustomers(path string) ([]txpipe.Customer, error) {
 		if c.CreditScore, err = t.int("credit_score"); err != nil {
 			return c, err
 		}
-		c.AnnualIncome, err = t.money("annual_income")
-		return c, err
+		if c.AnnualIncome, err = t.money("annual_income"); err != nil {
+			return c, err
+		}
+		return c, t.check(c.Check())
 	}, func(c txpipe.Customer) int64 { return c.ID })
 }
 
@@ -300,10 +315,7 @@ func ReadCardTypes(path string) ([]txpipe.CardType, error) {
 		if c.RewardsRate, err = t.str("rewards_rate"); err != nil {
 			return c, err
 		}
-		if _, err := strconv.ParseFloat(c.RewardsRate, 64); err != nil || strings.ContainsAny(c.RewardsRate, "eEnNiI") {
-			return c, t.errf("rewards_rate", "%q is not a plain decimal", c.RewardsRate)
-		}
-		return c, nil
+		return c, t.check(c.Check())
 	}, func(c txpipe.CardType) int64 { return c.ID })
 }
 
@@ -349,8 +361,10 @@ func ReadCards(path string, customers []txpipe.Customer, types []txpipe.CardType
 		if c.CurrentBalance, err = t.money("current_balance"); err != nil {
 			return c, err
 		}
-		c.IssueDate, err = t.str("issue_date")
-		return c, err
+		if c.IssueDate, err = t.str("issue_date"); err != nil {
+			return c, err
+		}
+		return c, t.check(c.Check())
 	}, func(c txpipe.Card) int64 { return c.ID })
 }
 
@@ -408,7 +422,7 @@ func (r *TransactionReader) Next() (TransactionRow, error) {
 	if b := t.sc.bad; b != nil {
 		row := TransactionRow{Line: b.Start, Reject: txpipe.RejectBadCSV}
 		row.Raw.TransactionID, row.Raw.CardID = leadingIDs(b.Text)
-		row.Detail = fmt.Sprintf("%s:%d:%d: %s; line %d reads %s", r.file, b.Line, b.Col, b.Msg, b.Start, Excerpt(b.Text, excerptBytes))
+		row.Detail = fmt.Sprintf("%s:%d:%d: %s; line %d reads %s", r.file, b.Line, b.Col, b.Msg, b.Start, quoteLine(b.Text, excerptBytes))
 		return row, nil
 	}
 	t.rec = t.sc.strings(t.rec[:0])

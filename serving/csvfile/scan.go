@@ -262,11 +262,11 @@ func (s *scanner) strings(dst []string) []string {
 	return dst
 }
 
-// Excerpt quotes the start of a text for a message: at most n bytes (cut
+// quoteLine quotes the start of a line for a message: at most n bytes (cut
 // at a character boundary, "…" after the quote when cut), invalid UTF-8
 // and control characters escaped, so that it is always valid UTF-8 and at
 // most 4n+5 characters long.
-func Excerpt(b []byte, n int) string {
+func quoteLine(b []byte, n int) string {
 	if len(b) <= n {
 		return strconv.Quote(string(b))
 	}
