@@ -31,6 +31,17 @@ var transactionColumns = append(append([]string{}, txpipe.TransactionColumns...)
 // A text field longer than its column, or not UTF-8, fails the whole load
 // with an error naming the file, line and column.
 func (db *DB) LoadTransactions(ctx context.Context, path string) (loaded int, rejected []txpipe.Rejected, err error) {
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		loaded, rejected, err = db.loadTransactions(ctx, tx, path)
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return loaded, rejected, nil
+}
+
+func (db *DB) loadTransactions(ctx context.Context, tx *sql.Tx, path string) (loaded int, rejected []txpipe.Rejected, err error) {
 	r, err := csvfile.OpenTransactions(path)
 	if err != nil {
 		return 0, nil, err
@@ -38,7 +49,7 @@ func (db *DB) LoadTransactions(ctx context.Context, path string) (loaded int, re
 	defer r.Close()
 	file := filepath.Base(path)
 	var n int64
-	err = db.inTx(ctx, func(tx *sql.Tx) error {
+	err = func() error {
 		cols, err := tableColumns(ctx, tx, "transactions")
 		if err != nil {
 			return err
@@ -105,7 +116,7 @@ func (db *DB) LoadTransactions(ctx context.Context, path string) (loaded int, re
 			return fmt.Errorf("load %s: %w", path, err)
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return 0, nil, err
 	}
