@@ -161,3 +161,24 @@ func TestDBConnectTimeout(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckTopic: every name CheckTopic takes is one Kafka takes, with
+// room for the suffixes txpipe appends.
+func FuzzCheckTopic(f *testing.F) {
+	for _, s := range []string{"transactions", "a/b", ".", "..", "tx.v2", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if CheckTopic(name) != nil {
+			return
+		}
+		if name == "" || name == "." || name == ".." || len(name)+len(".card-state") > 249 {
+			t.Fatalf("accepted %q", name)
+		}
+		for _, r := range name {
+			if !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", r) {
+				t.Fatalf("accepted %q with %q", name, r)
+			}
+		}
+	})
+}

@@ -111,7 +111,9 @@ const (
 
 func badInputs() []badInput {
 	insertTx := func(line int, text string) func(*testing.T, *badCase) {
-		return func(t *testing.T, c *badCase) { insertLine(t, filepath.Join(c.data, csvfile.TransactionsFile), line, text) }
+		return func(t *testing.T, c *badCase) {
+			insertLine(t, filepath.Join(c.data, csvfile.TransactionsFile), line, text)
+		}
 	}
 	appendTx := func(text string) func(*testing.T, *badCase) {
 		return insertTx(refRows+2, text)
