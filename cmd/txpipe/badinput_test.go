@@ -50,6 +50,9 @@ type badInput struct {
 	// prepare changes the clean dataset in c.data, the settings in c.env,
 	// or the broker.
 	prepare func(t *testing.T, c *badCase)
+	// after runs a step right after the command of that name (say, writes
+	// raw records to the input topic once produce has created it).
+	after map[string]func(t *testing.T, c *badCase)
 	// run lists the commands, in order. All but the last must exit 0; the
 	// last exits with exit and says every string of says (after
 	// c.expand) in its output.
@@ -89,6 +92,10 @@ type badCase struct {
 	topic         string
 	db            *mysql.Config // nil without MySQL
 	dbAddr        string        // the address the commands use (DB_HOST:DB_PORT)
+	// fromTopic are rows that did not come from the file: records written
+	// straight to the input topic, by source (topic/partition/offset),
+	// with the reason each must be rejected for.
+	fromTopic map[string]txpipe.RejectReason
 }
 
 // expand replaces {data}, {db} (address/database) and {addr} in s.
@@ -230,6 +237,11 @@ func badInputs() []badInput {
 			writeFile(t, filepath.Join(c.data, csvfile.TransactionsFile), strings.Join(txpipe.TransactionColumns, ",")+crlf)
 		}, run: [][]string{{"load", "initial"}, {"produce", "--no-progress"}}, says: []string{"produced 0 records"}},
 
+		// Raw records on the input topic, written by another client.
+		badInput{name: "a record that is not JSON", area: "topic", modes: []string{modeCSV},
+			after: map[string]func(*testing.T, *badCase){"produce": writeRaw(&kgo.Record{Key: []byte("26"), Value: []byte(`{"transaction_id": "9001", "card_id": 26,`)}, txpipe.RejectBadJSON)},
+			run:   txFlow, rows: true},
+
 		// Operational mistakes.
 		badInput{name: "topic with a slash", area: "operational", prepare: setEnv("KAFKA_TOPIC", "tx/in"), run: [][]string{{"produce"}}, exit: 1,
 			says: []string{`KAFKA_TOPIC: "tx/in" has '/' at byte 2`}},
@@ -312,7 +324,8 @@ func runBadInput(t *testing.T, bin, ref, wantStream, mode string, k badInput) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	c := &badCase{data: t.TempDir(), results: t.TempDir(), brokers: b.Addrs(), topic: "bad-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
+	c := &badCase{data: t.TempDir(), results: t.TempDir(), brokers: b.Addrs(), topic: "bad-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		fromTopic: map[string]txpipe.RejectReason{}}
 	if err := os.CopyFS(c.data, os.DirFS(ref)); err != nil {
 		t.Fatal(err)
 	}
@@ -343,6 +356,9 @@ func runBadInput(t *testing.T, bin, ref, wantStream, mode string, k badInput) {
 			if code != 0 {
 				t.Fatalf("txpipe %s: exit %d after %s, want 0:\n%s", strings.Join(args, " "), code, took, out)
 			}
+		}
+		if step := k.after[args[0]]; step != nil {
+			step(t, c)
 		}
 		if !last {
 			continue
@@ -415,8 +431,13 @@ func checkRows(t *testing.T, c *badCase, k badInput, wantStream string) {
 	for _, rs := range rejected {
 		total += len(rs)
 	}
-	if total != len(input) {
-		t.Errorf("%d input rows, %d results and rejected rows", len(input), total)
+	if total != len(input)+len(c.fromTopic) {
+		t.Errorf("%d input rows (%d from the file, %d from the topic), %d results and rejected rows", len(input)+len(c.fromTopic), len(input), len(c.fromTopic), total)
+	}
+	for src, want := range c.fromTopic {
+		if rs := rejected[src]; len(rs) != 1 || rs[0] != string(want) {
+			t.Errorf("record %s rejected as %v, want %s", src, rs, want)
+		}
 	}
 	for _, row := range input {
 		src := csvfile.TransactionsFile + ":" + strconv.Itoa(row.Line)
@@ -549,6 +570,26 @@ func setDBAddr(c *badCase) {
 	c.env["DB_HOST"], c.env["DB_PORT"] = host, port
 	if c.env["DB_NAME"] == "" {
 		c.env["DB_NAME"] = "txpipe_never_created"
+	}
+}
+
+// writeRaw returns a step that writes rec to the input topic as a foreign
+// client would (no txpipe headers) and expects it rejected for reason.
+func writeRaw(rec *kgo.Record, reason txpipe.RejectReason) func(*testing.T, *badCase) {
+	return func(t *testing.T, c *badCase) {
+		t.Helper()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.DefaultProduceTopic(c.topic))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, err := cl.ProduceSync(ctx, rec).First()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.fromTopic[fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)] = reason
 	}
 }
 
