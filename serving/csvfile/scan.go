@@ -67,8 +67,7 @@ type scanner struct {
 	bad   *badRow // non-nil when the row is broken
 	head  []byte  // the start line's first bytes, for a bad row's excerpt
 
-	content []byte // the line being parsed, without its line end
-	long    []byte // a line longer than bufio's buffer is assembled here
+	long []byte // a line longer than bufio's buffer is assembled here
 }
 
 func newScanner(src io.ReadSeeker) *scanner {
@@ -135,7 +134,7 @@ func (s *scanner) next() (bool, error) {
 	}
 	s.start = s.line
 	s.head = append(s.head[:0], line[:min(len(line), excerptBytes+1)]...)
-	next := s.off // where the line after the start line begins
+	resume := s.off // where the line after the start line begins
 	if len(line) > MaxRowBytes {
 		s.fail(s.line, MaxRowBytes+1, fmt.Sprintf("the row is longer than %d bytes", MaxRowBytes))
 		return true, nil
@@ -150,7 +149,7 @@ func (s *scanner) next() (bool, error) {
 				field = line[:i]
 			}
 			if j := bytes.IndexByte(field, '"'); j >= 0 {
-				return s.failBack(next, s.line, col+j, `a quote inside a field that does not start with one (bare ")`)
+				return s.failBack(resume, s.line, col+j, `a quote inside a field that does not start with one (bare ")`)
 			}
 			s.buf = append(s.buf, field...)
 			s.ends = append(s.ends, len(s.buf))
@@ -168,10 +167,10 @@ func (s *scanner) next() (bool, error) {
 			if i < 0 {
 				s.buf = append(s.buf, line...)
 				if !nl {
-					return s.failBack(next, openLine, openCol, "the quoted field that starts here is never closed: the file ends first")
+					return s.failBack(resume, openLine, openCol, "the quoted field that starts here is never closed: the file ends first")
 				}
 				if s.line-s.start+1 >= MaxRowLines {
-					return s.failBack(next, openLine, openCol, fmt.Sprintf("the quoted field that starts here is still open after %d lines", MaxRowLines))
+					return s.failBack(resume, openLine, openCol, fmt.Sprintf("the quoted field that starts here is still open after %d lines", MaxRowLines))
 				}
 				s.buf = append(s.buf, '\n')
 				var ok bool
@@ -181,10 +180,10 @@ func (s *scanner) next() (bool, error) {
 					return false, err
 				}
 				if !ok {
-					return s.failBack(next, openLine, openCol, "the quoted field that starts here is never closed: the file ends first")
+					return s.failBack(resume, openLine, openCol, "the quoted field that starts here is never closed: the file ends first")
 				}
 				if len(s.buf)+len(line) > MaxRowBytes {
-					return s.failBack(next, s.line, 1, fmt.Sprintf("the row is longer than %d bytes", MaxRowBytes))
+					return s.failBack(resume, s.line, 1, fmt.Sprintf("the row is longer than %d bytes", MaxRowBytes))
 				}
 				col = 1
 				continue
@@ -203,12 +202,12 @@ func (s *scanner) next() (bool, error) {
 			break
 		}
 		if line[0] != ',' {
-			return s.failBack(next, s.line, col-1, "text after the closing quote of a quoted field")
+			return s.failBack(resume, s.line, col-1, "text after the closing quote of a quoted field")
 		}
 		line, col = line[1:], col+1
 	}
 	if s.line > s.start && s.wantFields > 0 && len(s.ends) != s.wantFields {
-		return s.failBack(next, s.start, 1, fmt.Sprintf(
+		return s.failBack(resume, s.start, 1, fmt.Sprintf(
 			"a quoted field runs from here over lines %d-%d and the row then has %d fields, not %d: a stray quote, not a field with line breaks",
 			s.start, s.line, len(s.ends), s.wantFields))
 	}
@@ -222,19 +221,19 @@ func (s *scanner) fail(line, col int, msg string) {
 }
 
 // failBack marks the current row as broken and, when it ran onto later
-// lines, goes back to read them again from next, the offset of the line
+// lines, goes back to read them again from resume, the offset of the line
 // after the row's first. When the broken row is a single line, the rest
 // of that line is skipped.
-func (s *scanner) failBack(next int64, line, col int, msg string) (bool, error) {
+func (s *scanner) failBack(resume int64, line, col int, msg string) (bool, error) {
 	s.fail(line, col, msg)
 	if s.line == s.start {
 		return true, nil
 	}
-	if _, err := s.src.Seek(next, io.SeekStart); err != nil {
+	if _, err := s.src.Seek(resume, io.SeekStart); err != nil {
 		return false, fmt.Errorf("go back to line %d: %w", s.start+1, err)
 	}
 	s.r.Reset(s.src)
-	s.off, s.line = next, s.start
+	s.off, s.line = resume, s.start
 	return true, nil
 }
 
