@@ -175,3 +175,37 @@ func FuzzCheckDecimal(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseTransaction: any raw row is judged without a panic; a row it
+// accepts passes the producer's size check and comes back the same from
+// its own written form; a row CheckSize refuses is refused by
+// ParseTransaction too, for the same reason, when its ids, amount and
+// timestamp are good.
+func FuzzParseTransaction(f *testing.F) {
+	f.Add("1", "26", "Barrett LLC", "2025-04-01 01:21:09", "131.76", "4395 Brenda Lake, Queens, NY 10859", "bill_payment", "")
+	f.Add("x", "-1", "Caf\xe9", "2025-02-30 00:00:00", "1e3", "", "", "12")
+	f.Fuzz(func(t *testing.T, id, card, merchant, ts, amount, location, typ, related string) {
+		raw := txpipe.RawTransaction{TransactionID: id, CardID: card, Merchant: merchant, Timestamp: ts, Amount: amount, Location: location, Type: typ, RelatedID: related}
+		tx, reason, detail := txpipe.ParseTransaction(raw)
+		sizeReason, _ := txpipe.CheckSize(raw, 0)
+		if reason == "" {
+			if sizeReason != "" {
+				t.Fatalf("ParseTransaction accepts %+v, CheckSize refuses it", raw)
+			}
+			again, r2, d2 := txpipe.ParseTransaction(tx.Raw())
+			if r2 != "" || again != tx {
+				t.Fatalf("%+v: written as %+v, read back as %+v (%s %s)", tx, tx.Raw(), again, r2, d2)
+			}
+			return
+		}
+		if len(detail) > 300 {
+			t.Fatalf("a detail of %d bytes", len(detail))
+		}
+		if sizeReason != "" && reason != txpipe.RejectText {
+			if _, r, _ := txpipe.ParseTransaction(txpipe.RawTransaction{TransactionID: "1", CardID: "1", Timestamp: "2025-01-01 00:00:00", Amount: "1",
+				Merchant: merchant, Location: location, Type: typ, RelatedID: related}); r != txpipe.RejectText {
+				t.Fatalf("CheckSize refuses the text of %+v, ParseTransaction says %q", raw, r)
+			}
+		}
+	})
+}

@@ -182,3 +182,15 @@ func FuzzCheckTopic(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseDuration: what DB_CONNECT_TIMEOUT takes is a positive duration.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"60s", "2m", "5", "0.5", "-1", "NaN", "1e300", "soon"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if d, err := parseDuration(s); err == nil && d <= 0 {
+			t.Fatalf("%q: %v", s, d)
+		}
+	})
+}
