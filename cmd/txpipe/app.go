@@ -81,7 +81,7 @@ var errDatabaseDown = errors.New("database unreachable")
 // lazyStore connects to the database on first use, so that a database that
 // is down when consume starts does not hold up the validator: the sink
 // retries its writes until the database answers. Each connection attempt
-// is bounded (retry.Bound through mysqlstore.Open); an error waiting
+// is bounded (the Bound of mysqlstore.Open's retry policy); an error waiting
 // cannot cure (wrong password, no privileges, bad database name) comes
 // back marked retry.Permanent, and transient says not to retry it.
 type lazyStore struct {
