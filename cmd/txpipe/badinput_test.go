@@ -422,8 +422,10 @@ func checkRows(t *testing.T, c *badCase, k badInput, wantStream string) {
 		t.Fatal(err)
 	}
 	rejected := map[string][]string{} // source → reasons
-	if err := csvfile.ReadColumns(filepath.Join(c.results, csvfile.RejectedFile), []string{"source", "reason"}, func(v []string) {
+	details := map[string]string{}    // source → detail
+	if err := csvfile.ReadColumns(filepath.Join(c.results, csvfile.RejectedFile), []string{"source", "reason", "detail"}, func(v []string) {
 		rejected[v[0]] = append(rejected[v[0]], v[1])
+		details[v[0]] = v[2]
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -453,6 +455,9 @@ func checkRows(t *testing.T, c *badCase, k badInput, wantStream string) {
 		}
 		if want, ok := k.rejects[row.Line]; ok && (rj != 1 || rejected[src][0] != string(want)) {
 			t.Errorf("line %d: rejected as %v, want %s", row.Line, rejected[src], want)
+		}
+		if row.Reject == txpipe.RejectBadCSV && !strings.HasPrefix(details[src], src+":") {
+			t.Errorf("line %d: the rejected row's detail %q does not name file:line:column", row.Line, details[src])
 		}
 	}
 	for line := range k.rejects {
