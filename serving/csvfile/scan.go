@@ -49,6 +49,10 @@ func (b *badRow) Error() string { return fmt.Sprintf("%d:%d: %s", b.Line, b.Col,
 //     count other than the header's (when the header's count is known):
 //     a stray quote closed by a quote in a later row, not a real field.
 //
+// A bad row's position is where it breaks, or, for a row that ran onto
+// later lines, the quote on its first line that opened the field running
+// over them (the message then says where it broke).
+//
 // Each line is thus in exactly one row (good, with the wrong field count,
 // or bad), or blank. Re-reading after a row that ran onto later lines goes
 // back with Seek; at most MaxRowLines lines are read again per bad row.
@@ -61,11 +65,12 @@ type scanner struct {
 	wantFields int // the header's field count (0: not checked)
 
 	// The current row.
-	start int     // the line it starts on
-	buf   []byte  // its fields, unquoted, back to back
-	ends  []int   // where each field ends in buf
-	bad   *badRow // non-nil when the row is broken
-	head  []byte  // the start line's first bytes, for a bad row's excerpt
+	start   int     // the line it starts on
+	buf     []byte  // its fields, unquoted, back to back
+	ends    []int   // where each field ends in buf
+	bad     *badRow // non-nil when the row is broken
+	spanCol int     // where the row's first field with a line break opens
+	head    []byte  // the start line's first bytes, for a bad row's excerpt
 
 	long []byte // a line longer than bufio's buffer is assembled here
 }
@@ -117,7 +122,7 @@ func (s *scanner) readLine(room int) (content []byte, nl, ok bool, err error) {
 // error is one of reading. After it, the row's fields are field(0..n-1),
 // or bad says why the row is broken.
 func (s *scanner) next() (bool, error) {
-	s.buf, s.ends, s.bad = s.buf[:0], s.ends[:0], nil
+	s.buf, s.ends, s.bad, s.spanCol = s.buf[:0], s.ends[:0], nil, 0
 	var (
 		line []byte
 		nl   bool
@@ -173,6 +178,9 @@ func (s *scanner) next() (bool, error) {
 					return s.failBack(resume, openLine, openCol, fmt.Sprintf("the quoted field that starts here is still open after %d lines", MaxRowLines))
 				}
 				s.buf = append(s.buf, '\n')
+				if s.line == s.start {
+					s.spanCol = openCol // the first field with a line break starts on the row's first line
+				}
 				var ok bool
 				var err error
 				line, nl, ok, err = s.readLine(MaxRowBytes - len(s.buf))
@@ -207,8 +215,8 @@ func (s *scanner) next() (bool, error) {
 		line, col = line[1:], col+1
 	}
 	if s.line > s.start && s.wantFields > 0 && len(s.ends) != s.wantFields {
-		return s.failBack(resume, s.start, 1, fmt.Sprintf(
-			"a quoted field runs from here over lines %d-%d and the row then has %d fields, not %d: a stray quote, not a field with line breaks",
+		return s.failBack(resume, s.start, s.spanCol, fmt.Sprintf(
+			"the quoted field that starts here runs over lines %d-%d and the row then has %d fields, not %d: a stray quote, not a field with line breaks",
 			s.start, s.line, len(s.ends), s.wantFields))
 	}
 	return true, nil
@@ -225,10 +233,16 @@ func (s *scanner) fail(line, col int, msg string) {
 // after the row's first. When the broken row is a single line, the rest
 // of that line is skipped.
 func (s *scanner) failBack(resume int64, line, col int, msg string) (bool, error) {
-	s.fail(line, col, msg)
 	if s.line == s.start {
+		s.fail(line, col, msg)
 		return true, nil
 	}
+	// The row ran onto later lines through a quoted field: name the quote
+	// that opened it, on the line that is rejected.
+	if line != s.start || col != s.spanCol {
+		msg = fmt.Sprintf("the quoted field that starts here runs on to line %d and breaks there (column %d: %s)", line, col, msg)
+	}
+	s.fail(s.start, s.spanCol, msg)
 	if _, err := s.src.Seek(resume, io.SeekStart); err != nil {
 		return false, fmt.Errorf("go back to line %d: %w", s.start+1, err)
 	}

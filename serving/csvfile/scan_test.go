@@ -95,9 +95,9 @@ func TestTransactionReaderBadCSV(t *testing.T) {
 		{"unterminated quote midway, no quote after it", good(1, 1) + "2,26,\"Joe,2025-04-01 01:02:00,1.00,x 12207,purchase,\n" + strings.ReplaceAll(good(3, 5), `"1 Main St, Albany, NY 12207"`, "Albany NY 12207"),
 			cat(ok(2), bad(3, "transactions.csv:3:6: the quoted field that starts here is never closed"), ok(4, 5, 6))},
 		{"unterminated quote midway, closed by the next row's quote", good(1, 1) + "2,26,\"Joe,2025-04-01 01:02:00,1.00,x 12207,purchase,\n" + good(3, 5),
-			cat(ok(2), bad(3, "transactions.csv:4:"), ok(4, 5, 6))},
+			cat(ok(2), bad(3, "transactions.csv:3:6: the quoted field that starts here runs on to line 4 and breaks there (column 38: text after the closing quote"), ok(4, 5, 6))},
 		{"stray quote closed by a later stray quote", good(1, 1) + "2,26,\"Joe,2025-04-01 01:02:00,1.00,x 12207,purchase,\n" + "3,26,Bob\",2025-04-01 01:03:00,1.00,x 12207\n" + good(4, 4),
-			cat(ok(2), bad(3, "transactions.csv:3:1: a quoted field runs from here over lines 3-4"), bad(4, "transactions.csv:4:9: a quote inside"), ok(5))},
+			cat(ok(2), bad(3, "transactions.csv:3:6: the quoted field that starts here runs over lines 3-4"), bad(4, "transactions.csv:4:9: a quote inside"), ok(5))},
 		{"text after the closing quote", good(1, 1) + "2,26,\"Joe\"s,2025-04-01 01:02:00,1.00,x 12207,purchase,\n" + good(3, 3),
 			cat(ok(2), bad(3, "transactions.csv:3:10: text after the closing quote"), ok(4))},
 		// The one ambiguity CSV leaves: a stray quote closed by a stray
