@@ -25,7 +25,7 @@ var (
 // digits, more than two significant decimals ("12.505") and |x| ≥ 10^10.
 func ParseMoney(s string) (Money, error) {
 	if s == "" {
-		return 0, fmt.Errorf("money %q: %w", s, ErrMoneySyntax)
+		return 0, fmt.Errorf("money %s: %w", quoteValue(s), ErrMoneySyntax)
 	}
 	i, neg := 0, false
 	switch s[0] {
@@ -38,7 +38,7 @@ func ParseMoney(s string) (Money, error) {
 	intDigits := 0
 	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
 		if units > int64(MaxMoney/100) {
-			return 0, fmt.Errorf("money %q: %w", s, ErrMoneyRange)
+			return 0, fmt.Errorf("money %s: %w", quoteValue(s), ErrMoneyRange)
 		}
 		units = units*10 + int64(s[i]-'0')
 		intDigits++
@@ -53,26 +53,29 @@ func ParseMoney(s string) (Money, error) {
 			case fracDigits < 2:
 				frac = frac*10 + d
 			case d != 0:
-				return 0, fmt.Errorf("money %q: %w", s, ErrMoneyPrecision)
+				return 0, fmt.Errorf("money %s: %w", quoteValue(s), ErrMoneyPrecision)
 			}
 			fracDigits++
 		}
 	}
 	if i != len(s) || intDigits+fracDigits == 0 {
-		return 0, fmt.Errorf("money %q: %w", s, ErrMoneySyntax)
+		return 0, fmt.Errorf("money %s: %w", quoteValue(s), ErrMoneySyntax)
 	}
 	for n := min(fracDigits, 2); n < 2; n++ {
 		frac *= 10
 	}
 	m := Money(units*100 + frac)
 	if m >= MaxMoney {
-		return 0, fmt.Errorf("money %q: %w", s, ErrMoneyRange)
+		return 0, fmt.Errorf("money %s: %w", quoteValue(s), ErrMoneyRange)
 	}
 	if neg {
 		m = -m
 	}
 	return m, nil
 }
+
+// quoteValue quotes a value for a message, cut to a readable length.
+func quoteValue(s string) string { return strconv.Quote(Excerpt(s, 40)) }
 
 // String formats m with exactly two decimals ("-12.05", "0.00"); zero is
 // never written as "-0.00".

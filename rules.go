@@ -1,12 +1,10 @@
 package txpipe
 
 import (
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // ZIP returns the last whitespace-separated token of an address or a
@@ -233,10 +231,10 @@ func ParseTransaction(raw RawTransaction) (Transaction, RejectReason, string) {
 	var tx Transaction
 	var ok bool
 	if tx.ID, ok = ParseID(raw.TransactionID); !ok {
-		return tx, RejectTransactionID, "transaction_id " + strconv.Quote(raw.TransactionID) + " is not a positive integer"
+		return tx, RejectTransactionID, "transaction_id " + quoteValue(raw.TransactionID) + " is not a positive integer"
 	}
 	if tx.CardID, ok = ParseID(raw.CardID); !ok {
-		return tx, RejectCardID, "card_id " + strconv.Quote(raw.CardID) + " is not a positive integer"
+		return tx, RejectCardID, "card_id " + quoteValue(raw.CardID) + " is not a positive integer"
 	}
 	amount, err := ParseMoney(raw.Amount)
 	if err != nil {
@@ -244,21 +242,10 @@ func ParseTransaction(raw RawTransaction) (Transaction, RejectReason, string) {
 	}
 	tx.Amount = amount
 	if tx.Timestamp, ok = ParseTimestamp(raw.Timestamp); !ok {
-		return tx, RejectTimestamp, "timestamp " + strconv.Quote(raw.Timestamp) + " is not YYYY-MM-DD HH:MM:SS"
+		return tx, RejectTimestamp, "timestamp " + quoteValue(raw.Timestamp) + " is not YYYY-MM-DD HH:MM:SS"
 	}
-	for _, f := range [...]struct {
-		name, value string
-		max         int
-	}{
-		{"merchant_name", raw.Merchant, MaxMerchant}, {"location", raw.Location, MaxLocation},
-		{"transaction_type", raw.Type, MaxType}, {"related_transaction_id", raw.RelatedID, MaxRelatedID},
-	} {
-		if !utf8.ValidString(f.value) {
-			return tx, RejectText, f.name + " is not valid UTF-8"
-		}
-		if n := utf8.RuneCountInString(f.value); n > f.max {
-			return tx, RejectText, fmt.Sprintf("%s has %d characters, at most %d fit", f.name, n, f.max)
-		}
+	if reason, detail := CheckTransactionText(raw); reason != "" {
+		return tx, reason, detail
 	}
 	tx.Merchant, tx.Location, tx.Type, tx.RelatedID = raw.Merchant, raw.Location, raw.Type, raw.RelatedID
 	return tx, "", ""

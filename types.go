@@ -105,6 +105,7 @@ type RejectReason string
 // Reject reasons, in the order they are checked.
 const (
 	RejectFieldCount    RejectReason = "field_count"
+	RejectBadCSV        RejectReason = "bad_csv"
 	RejectBadJSON       RejectReason = "bad_json"
 	RejectTransactionID RejectReason = "bad_transaction_id"
 	RejectCardID        RejectReason = "bad_card_id"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -18,21 +19,22 @@ import (
 
 // Config is every setting shared by the subcommands.
 type Config struct {
-	KafkaBootstrap  string
-	KafkaSet        bool // KAFKA_BOOTSTRAP_SERVERS was given, not defaulted
-	KafkaTopic      string
-	KafkaGroupID    string
+	KafkaBootstrap string
+	KafkaSet       bool // KAFKA_BOOTSTRAP_SERVERS was given, not defaulted
+	KafkaTopic     string
+	KafkaGroupID   string
 	// KafkaConnectTimeout bounds how long a command waits for the brokers
 	// to answer before it fails naming them.
 	KafkaConnectTimeout time.Duration
 	ConsumerTimeout     time.Duration // 0: run until stopped
-	DBHost          string
-	DBPort          int
-	DBUser          string
-	DBPassword      string // environment only: never a flag
-	DBName          string
-	Results         string
-	Data            string
+	DBHost              string
+	DBPort              int
+	DBUser              string
+	DBPassword          string // environment only: never a flag
+	DBName              string
+	DBConnectTimeout    time.Duration // how long to wait for a database that does not answer
+	Results             string
+	Data                string
 }
 
 type setting struct {
@@ -51,6 +53,7 @@ var settings = []setting{
 	{env: "DB_USER", flag: "db-user", def: "root", usage: "MySQL user"},
 	{env: "DB_PASSWORD", def: "", secret: true},
 	{env: "DB_NAME", flag: "db-name", def: "txpipe", usage: "MySQL database (created when missing)"},
+	{env: "DB_CONNECT_TIMEOUT", flag: "db-connect-timeout", def: "60s", usage: "how long to wait for a database that does not answer before giving up (a duration, or seconds)"},
 	{env: "TXPIPE_RESULTS", flag: "results", def: "results", usage: "directory of the result CSV files"},
 	{env: "TXPIPE_DATA", flag: "data", def: "dataset", usage: "dataset directory (customers, credit_card_types, cards, transactions CSV)"},
 }
@@ -116,10 +119,60 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	if c.DBPort, err = strconv.Atoi(v["DB_PORT"]); err != nil || c.DBPort <= 0 || c.DBPort > 65535 {
 		return nil, fmt.Errorf("DB_PORT %q: not a port number", v["DB_PORT"])
 	}
-	if c.KafkaTopic == "" {
-		return nil, errors.New("KAFKA_TOPIC is empty")
+	if c.DBConnectTimeout, err = parseDuration(v["DB_CONNECT_TIMEOUT"]); err != nil {
+		return nil, fmt.Errorf("DB_CONNECT_TIMEOUT %q: %w", v["DB_CONNECT_TIMEOUT"], err)
+	}
+	if err := CheckTopic(c.KafkaTopic); err != nil {
+		return nil, fmt.Errorf("KAFKA_TOPIC: %w", err)
 	}
 	return c, nil
+}
+
+// parseDuration reads a positive duration: "90s", "2m", or a number of
+// seconds.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		n, nerr := strconv.ParseFloat(s, 64)
+		if nerr != nil || math.IsNaN(n) || math.IsInf(n, 0) || n > 1e9 {
+			return 0, errors.New("not a duration such as 90s or 2m, nor a number of seconds")
+		}
+		d = time.Duration(n * float64(time.Second))
+	}
+	if d <= 0 {
+		return 0, errors.New("must be above zero")
+	}
+	return d, nil
+}
+
+// TopicSuffixes are what txpipe appends to the input topic's name for
+// its other topics (the longest decides how long the input's name may be).
+var TopicSuffixes = []string{".validated", ".dlq", ".card-state", ".repartition"}
+
+// CheckTopic checks an input topic name against Kafka's rule (1 to 249
+// characters of a-z, A-Z, 0-9, '.', '_' and '-'; not "." or "..") for it
+// and for the topics txpipe derives from it by appending a suffix. Kafka
+// refuses any other name; an embedded broker might not, so it is checked
+// here, before anything runs.
+func CheckTopic(name string) error {
+	longest := 0
+	for _, s := range TopicSuffixes {
+		longest = max(longest, len(s))
+	}
+	switch {
+	case name == "":
+		return errors.New("empty")
+	case name == "." || name == "..":
+		return fmt.Errorf("%q is not a topic name Kafka takes", name)
+	case len(name) > 249-longest:
+		return fmt.Errorf("%d characters, at most %d (Kafka takes 249, and txpipe appends up to %d for its other topics)", len(name), 249-longest, longest)
+	}
+	for i, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("%q has %q at byte %d: Kafka topic names are letters a-z and A-Z, digits, '.', '_' and '-'", name, r, i)
+		}
+	}
+	return nil
 }
 
 // Brokers splits KAFKA_BOOTSTRAP_SERVERS.

@@ -114,3 +114,83 @@ func TestNoPasswordFlag(t *testing.T) {
 		t.Fatal("DB_PASSWORD must come from the environment only, never a flag")
 	}
 }
+
+// TestTopicNames: a topic name Kafka would refuse is a configuration
+// error at startup naming KAFKA_TOPIC, even where an embedded broker
+// would take it.
+func TestTopicNames(t *testing.T) {
+	clearEnv(t)
+	t.Chdir(t.TempDir())
+	for _, ok := range []string{"transactions", "tx.v2", "a_b-C9", strings.Repeat("t", 249-len(".card-state"))} {
+		if _, err := load(t, "--kafka-topic", ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"a/b", ".", "..", "tx topic", "tëx", "tx:1", strings.Repeat("t", 249-len(".card-state")+1), "a\x00b"} {
+		_, err := load(t, "--kafka-topic", bad)
+		if err == nil || !strings.HasPrefix(err.Error(), "KAFKA_TOPIC: ") {
+			t.Errorf("%q: %v, want an error naming KAFKA_TOPIC", bad, err)
+		}
+	}
+	t.Setenv("KAFKA_TOPIC", "")
+	if _, err := load(t); err == nil || !strings.Contains(err.Error(), "KAFKA_TOPIC") {
+		t.Errorf("empty topic: %v", err)
+	}
+}
+
+func TestDBConnectTimeout(t *testing.T) {
+	clearEnv(t)
+	t.Chdir(t.TempDir())
+	c, err := load(t)
+	if err != nil || c.DBConnectTimeout != time.Minute {
+		t.Fatalf("default: %v, %v", c.DBConnectTimeout, err)
+	}
+	for in, want := range map[string]time.Duration{"90s": 90 * time.Second, "2m": 2 * time.Minute, "5": 5 * time.Second, "0.5": 500 * time.Millisecond} {
+		c, err := load(t, "--db-connect-timeout", in)
+		if err != nil || c.DBConnectTimeout != want {
+			t.Errorf("%q: %v, %v; want %v", in, c.DBConnectTimeout, err, want)
+		}
+	}
+	t.Setenv("DB_CONNECT_TIMEOUT", "3s")
+	if c, err := load(t); err != nil || c.DBConnectTimeout != 3*time.Second {
+		t.Errorf("from the environment: %v, %v", c.DBConnectTimeout, err)
+	}
+	for _, bad := range []string{"0", "-1s", "soon", "NaN", "1e300"} {
+		if _, err := load(t, "--db-connect-timeout", bad); err == nil || !strings.Contains(err.Error(), "DB_CONNECT_TIMEOUT") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+// FuzzCheckTopic: every name CheckTopic takes is one Kafka takes, with
+// room for the suffixes txpipe appends.
+func FuzzCheckTopic(f *testing.F) {
+	for _, s := range []string{"transactions", "a/b", ".", "..", "tx.v2", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if CheckTopic(name) != nil {
+			return
+		}
+		if name == "" || name == "." || name == ".." || len(name)+len(".card-state") > 249 {
+			t.Fatalf("accepted %q", name)
+		}
+		for _, r := range name {
+			if !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", r) {
+				t.Fatalf("accepted %q with %q", name, r)
+			}
+		}
+	})
+}
+
+// FuzzParseDuration: what DB_CONNECT_TIMEOUT takes is a positive duration.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"60s", "2m", "5", "0.5", "-1", "NaN", "1e300", "soon"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if d, err := parseDuration(s); err == nil && d <= 0 {
+			t.Fatalf("%q: %v", s, d)
+		}
+	})
+}

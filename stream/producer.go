@@ -61,13 +61,16 @@ type ProducerConfig struct {
 }
 
 // Row is one transaction to publish: its raw fields, its input order,
-// where it came from, and why it cannot be a transaction at all (a wrong
-// field count, a line the CSV reader could not parse), if so.
+// where it came from, and whether it can be judged at all (FieldsOK). A
+// row that cannot goes to the dead-letter topic with Reject and Detail
+// (field_count when they are empty).
 type Row struct {
 	Raw      txpipe.RawTransaction
 	Seq      int64
 	Source   string
 	FieldsOK bool
+	Reject   txpipe.RejectReason
+	Detail   string
 	// Position is how far the source is published once this row is.
 	Position string
 }
@@ -94,7 +97,7 @@ func RowsOf(name string, rows func(yield func(Row) error) error) Source {
 // ProduceStats summarises a Produce run.
 type ProduceStats struct {
 	Records  int64 // published to the input topic (committed)
-	Rejected int64 // published straight to the dead-letter topic (committed)
+	Rejected int64 // published straight to the dead-letter topic (wrong field count, broken CSV, too large), committed
 	Skipped  int64 // rows of the source published by an earlier run
 	Elapsed  time.Duration
 	// From is the position the run continued from ("" : the start).
@@ -252,14 +255,15 @@ func scanCSV(path string, fn func(Row) error) error {
 		for {
 			c := rows{rows: make([]Row, 0, chunk)}
 			for len(c.rows) < chunk {
-				raw, line, ok, err := r.Next()
+				row, err := r.Next()
 				if err != nil {
 					if !errors.Is(err, io.EOF) {
 						c.err = err
 					}
 					break
 				}
-				c.rows = append(c.rows, Row{Raw: raw, Seq: int64(line), Source: name + ":" + strconv.Itoa(line), FieldsOK: ok})
+				c.rows = append(c.rows, Row{Raw: row.Raw, Seq: int64(row.Line), Source: name + ":" + strconv.Itoa(row.Line),
+					FieldsOK: row.Reject == "", Reject: row.Reject, Detail: row.Detail})
 			}
 			select {
 			case ch <- c:
@@ -292,8 +296,9 @@ const maxRecordBytes = 64 << 10
 
 // Produce publishes a source's rows to the input topic keyed by card id,
 // in Kafka transactions that also record the source's position. A row
-// with the wrong number of fields, or too large to be a transaction,
-// cannot be judged: it goes straight to the dead-letter topic.
+// with the wrong number of fields or broken CSV, or too large to be a
+// transaction, cannot be judged: it goes straight to the dead-letter topic
+// with its reason (field_count, bad_csv, bad_text).
 func Produce(ctx context.Context, cfg ProducerConfig, src Source) (ProduceStats, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -401,11 +406,14 @@ func Produce(ctx context.Context, cfg ProducerConfig, src Source) (ProduceStats,
 				rec.Topic, rec.Value = cfg.Topics.DLQ, EncodeRejected(nil, oversized(r, len(rec.Value)))
 			}
 		} else {
-			rej := txpipe.Rejected{Raw: r.Raw, Reason: txpipe.RejectFieldCount, Source: r.Source, Seq: r.Seq,
-				Detail: "the row does not have the header's number of fields"}
-			if size := len(r.Raw.TransactionID) + len(r.Raw.CardID) + len(r.Raw.Merchant) + len(r.Raw.Timestamp) + len(r.Raw.Amount) + len(r.Raw.Location) + len(r.Raw.Type) + len(r.Raw.RelatedID); size > maxRecordBytes {
+			reason, detail := r.Reject, r.Detail
+			if reason == "" {
+				reason, detail = txpipe.RejectFieldCount, "the row does not have the header's number of fields"
+			}
+			rej := txpipe.Rejected{Raw: r.Raw, Reason: reason, Source: r.Source, Seq: r.Seq, Detail: detail}
+			if size := r.Raw.Size(); size > maxRecordBytes {
 				rej = oversized(r, size)
-				rej.Reason, rej.Detail = txpipe.RejectFieldCount, "the row does not have the header's number of fields, and is "+strconv.Itoa(size)+" bytes (fields cut short here)"
+				rej.Reason, rej.Detail = reason, detail+"; the row is "+strconv.Itoa(size)+" bytes (fields cut short here)"
 			}
 			rec.Topic, rec.Value = cfg.Topics.DLQ, EncodeRejected(nil, rej)
 		}
@@ -450,9 +458,9 @@ func oversized(r Row, size int) txpipe.Rejected {
 	x := r.Raw
 	raw := txpipe.RawTransaction{TransactionID: cut(x.TransactionID), CardID: cut(x.CardID), Merchant: cut(x.Merchant), Timestamp: cut(x.Timestamp),
 		Amount: cut(x.Amount), Location: cut(x.Location), Type: cut(x.Type), RelatedID: cut(x.RelatedID)}
-	reason, detail := txpipe.RejectText, ""
-	if _, rr, d := txpipe.ParseTransaction(x); rr != "" {
-		reason, detail = rr, d
+	reason, detail := txpipe.CheckSize(x, maxRecordBytes)
+	if reason == "" {
+		reason, detail = txpipe.RejectText, "too large"
 	}
 	if len(detail) > 512 {
 		detail = detail[:512]

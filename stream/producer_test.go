@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/dataset"
 	"github.com/txpipe/txpipe/serving/csvfile"
 	"github.com/txpipe/txpipe/stream"
@@ -32,14 +33,15 @@ func TestCSVRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		raw, line, ok, err := r.Next()
+		row, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, stream.Row{Raw: raw, Seq: int64(line), Source: fmt.Sprintf("%s:%d", csvfile.TransactionsFile, line), FieldsOK: ok})
+		want = append(want, stream.Row{Raw: row.Raw, Seq: int64(row.Line), Source: fmt.Sprintf("%s:%d", csvfile.TransactionsFile, row.Line),
+			FieldsOK: row.Reject == "", Reject: row.Reject, Detail: row.Detail})
 	}
 	r.Close()
 
@@ -87,7 +89,8 @@ func TestCSVRows(t *testing.T) {
 		t.Fatalf("early stop: %v after %d rows", err, n)
 	}
 
-	// A file that turns unreadable midway: the rows before it, then the error.
+	// A row with an unterminated quote midway costs that row only: it
+	// comes as bad_csv, and every row after it follows.
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -101,9 +104,18 @@ func TestCSVRows(t *testing.T) {
 	if src, err = stream.CSVRows(broken); err != nil {
 		t.Fatalf("the order check should not fail on this file: %v", err)
 	}
+	var bad []stream.Row
 	n = 0
-	err = src.Rows("", func(stream.Row) error { n++; return nil })
-	if err == nil || n < 1000 {
-		t.Fatalf("broken file: %v after %d rows, want an error after the good rows", err, n)
+	if err := src.Rows("", func(r stream.Row) error {
+		n++
+		if r.Reject == txpipe.RejectBadCSV {
+			bad = append(bad, r)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("broken file: %v", err)
+	}
+	if n != len(want) || len(bad) != 1 || bad[0].Seq != 1501 || bad[0].FieldsOK || !strings.Contains(bad[0].Detail, "line 1501 reads") {
+		t.Fatalf("broken file: %d rows (want %d), bad %+v", n, len(want), bad)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/config"
+	"github.com/txpipe/txpipe/internal/retry"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
 	"github.com/txpipe/txpipe/stream"
 )
@@ -44,12 +45,16 @@ func openDB(ctx context.Context, cfg *config.Config) (*mysqlstore.DB, error) {
 	if !cfg.HasDB() {
 		return nil, nil
 	}
-	db, err := mysqlstore.Open(ctx, cfg.MySQL(), slog.Default())
-	if err != nil {
-		return nil, fmt.Errorf("database %s:%d/%s: %w", cfg.DBHost, cfg.DBPort, cfg.DBName, err)
+	db, err := mysqlstore.Open(ctx, cfg.MySQL(), slog.Default(), mysqlstore.WithConnectTimeout(cfg.DBConnectTimeout))
+	if errors.Is(err, retry.ErrBound) {
+		return nil, fmt.Errorf("the database did not answer within %s (DB_CONNECT_TIMEOUT, --db-connect-timeout): %w", cfg.DBConnectTimeout, err)
 	}
-	return db, nil
+	return db, err // the error names the address and the database
 }
+
+// brokerTimeout bounds a command's one-off wait on the broker (publishing
+// master data).
+const brokerTimeout = time.Minute
 
 // instanceSlot picks this process's stable instance id: the host name and
 // the first free slot number among the consumers of this group on this
@@ -87,11 +92,15 @@ var errDatabaseDown = errors.New("database unreachable")
 
 // lazyStore connects to the database on first use, so that a database that
 // is down when consume starts does not hold up the validator: the sink
-// retries its writes until the database answers.
+// retries its writes until the database answers. Each connection attempt
+// is bounded (the Bound of mysqlstore.Open's retry policy); an error waiting
+// cannot cure (wrong password, no privileges, bad database name) comes
+// back marked retry.Permanent, and transient says not to retry it.
 type lazyStore struct {
-	cfg *mysql.Config
-	mu  sync.Mutex
-	db  *mysqlstore.DB
+	cfg  *mysql.Config
+	wait time.Duration // bound of one connection attempt (default 5 s)
+	mu   sync.Mutex
+	db   *mysqlstore.DB
 }
 
 func (l *lazyStore) get(ctx context.Context) (*mysqlstore.DB, error) {
@@ -100,17 +109,21 @@ func (l *lazyStore) get(ctx context.Context) (*mysqlstore.DB, error) {
 	if l.db != nil {
 		return l.db, nil
 	}
-	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	db, err := mysqlstore.Open(octx, l.cfg, slog.Default())
-	if err != nil {
-		if octx.Err() != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("%w: %s: %w", errDatabaseDown, l.cfg.Addr, err)
-		}
-		return nil, err
+	wait := l.wait
+	if wait <= 0 {
+		wait = 5 * time.Second
 	}
-	l.db = db
-	return db, nil
+	db, err := mysqlstore.Open(ctx, l.cfg, slog.Default(), mysqlstore.WithConnectTimeout(wait))
+	switch {
+	case err == nil:
+		l.db = db
+		return db, nil
+	case mysqlstore.IsPermanent(err):
+		return nil, retry.Permanent(err)
+	case ctx.Err() == nil:
+		return nil, fmt.Errorf("%w: %w", errDatabaseDown, err)
+	}
+	return nil, err
 }
 
 func (l *lazyStore) WriteStream(ctx context.Context, consumer string, results []txpipe.Result, rejected []txpipe.Rejected, offsets []txpipe.Offset) error {
@@ -145,7 +158,8 @@ func (l *lazyStore) Close() {
 	}
 }
 
-// transient says which store errors the sink retries.
+// transient says which store errors the sink retries: never a permanent
+// one.
 func transient(err error) bool {
-	return errors.Is(err, errDatabaseDown) || mysqlstore.IsTransient(err)
+	return !mysqlstore.IsPermanent(err) && (errors.Is(err, errDatabaseDown) || mysqlstore.IsTransient(err))
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/txpipe/txpipe"
+	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
 	"github.com/txpipe/txpipe/stream"
 )
 
@@ -89,10 +91,26 @@ not; txpipe serve answers from the live stream).`,
 				store := &lazyStore{cfg: cfg.MySQL()}
 				defer store.Close()
 				cc.Store, cc.Transient = store, transient
+				// A database error that waiting cannot cure (wrong
+				// password, no privileges, bad DB_NAME) stops consume at
+				// once; a database that is down only delays the sink.
+				var cancel context.CancelCauseFunc
+				ctx, cancel = context.WithCancelCause(ctx)
+				checked := make(chan struct{})
+				defer func() { cancel(nil); <-checked }()
+				go func() {
+					defer close(checked)
+					if _, err := store.get(ctx); mysqlstore.IsPermanent(err) {
+						cancel(err)
+					}
+				}()
 			}
 			slog.Info("consuming", "topic", cfg.KafkaTopic, "group", cfg.KafkaGroupID, "instance", instance, "database", cfg.HasDB())
 			st, err := stream.Consume(ctx, cc)
 			fmt.Fprintf(cmd.OutOrStdout(), "consume: %d judged, %d rejected, %d written in %.2f s\n", st.Judged, st.Rejected, st.Written, st.Elapsed.Seconds())
+			if cause := context.Cause(ctx); mysqlstore.IsPermanent(cause) {
+				return cause
+			}
 			return err
 		},
 	}

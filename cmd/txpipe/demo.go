@@ -81,6 +81,9 @@ func runDemo(ctx context.Context, cfg *config.Config, dataGiven bool, out io.Wri
 		suffix := fmt.Sprintf("demo-%d", time.Now().UnixNano())
 		topic, group = topic+"-"+suffix, group+"-"+suffix
 		cfg.KafkaTopic, cfg.KafkaGroupID = topic, group
+		if err := config.CheckTopic(topic); err != nil {
+			return fmt.Errorf("KAFKA_TOPIC with the demo's suffix: %w", err)
+		}
 	} else {
 		b, err := embedded.Start(0, "")
 		if err != nil {
@@ -95,11 +98,9 @@ func runDemo(ctx context.Context, cfg *config.Config, dataGiven bool, out io.Wri
 		return err
 	}
 
-	// Load.
+	// Load: MySQL first (one transaction), then the topics, as load
+	// initial does.
 	t0 := time.Now()
-	if err := stream.PublishMaster(ctx, cfg.Brokers(), topics, m.Cards, m.Customers); err != nil {
-		return err
-	}
 	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return err
@@ -109,12 +110,15 @@ func runDemo(ctx context.Context, cfg *config.Config, dataGiven bool, out io.Wri
 		if err := resetStream(ctx, db); err != nil {
 			return err
 		}
-		if err := db.LoadMaster(ctx, m); err != nil {
+		if _, _, err := db.LoadInitial(ctx, m, filepath.Join(data, csvfile.TransactionsFile)); err != nil {
 			return err
 		}
-		if _, _, err := db.LoadTransactions(ctx, filepath.Join(data, csvfile.TransactionsFile)); err != nil {
-			return err
-		}
+	}
+	if len(m.Cards) == 0 {
+		slog.Warn("WARNING: the dataset has no cards: every transaction will be rejected as unknown_card")
+	}
+	if err := stream.PublishMaster(ctx, cfg.Brokers(), topics, m.Cards, m.Customers); err != nil {
+		return err
 	}
 	loadTime := time.Since(t0)
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -24,13 +25,21 @@ func newLoad() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "initial",
 		Short: "Publish cards and customers to their topics and load the dataset into MySQL",
-		Long: `initial reads the dataset directory (--data), checks the master data (a bad
-row stops it with the file, line and column), publishes cards (with their
-limits) and customers (with their addresses) to their compacted topics, and,
-when a database is configured, replaces customers, credit_card_types, cards
-and transactions in MySQL in one transaction each. Transaction rows that
-cannot be judged go to results/rejected_transactions.csv and the
-rejected_transactions table with their reason.`,
+		Long: `initial reads the dataset directory (--data) and checks all the master data
+first: every field against the schema's limits (UTF-8, column widths,
+control characters, number ranges). A bad row stops it with the file, line
+and column, before anything is written anywhere. Then, when a database is
+configured, it replaces customers, credit_card_types, cards and
+transactions in MySQL in one transaction; transaction rows that cannot be
+loaded go to results/load_rejected.csv and the load_rejected table with
+their reason (the stream's own rejected rows are in rejected_transactions). Last it publishes cards
+(with their limits) and customers (with their addresses) to their
+compacted topics. If publishing fails after MySQL committed, it says so
+and exits non-zero: run it again, it stores the same rows and publishes
+every record again (the topics keep the last record of each id).
+
+A cards.csv without cards is loaded with a loud warning: every
+transaction will then be rejected as unknown_card.`,
 		Example: `  txpipe load initial --data dataset
   DB_HOST=127.0.0.1 txpipe load initial --data /tmp/big`,
 		Args: cobra.NoArgs,
@@ -44,36 +53,57 @@ rejected_transactions table with their reason.`,
 			if err != nil {
 				return err
 			}
-			if err := kafkaReady(ctx, cfg); err != nil {
-				return err
+			warning := ""
+			if len(m.Cards) == 0 {
+				warning = fmt.Sprintf("%s has no cards: every transaction will be rejected as unknown_card", filepath.Join(cfg.Data, csvfile.CardsFile))
+				slog.Warn("WARNING: " + warning)
 			}
-			if err := stream.PublishMaster(ctx, cfg.Brokers(), stream.TopicsFor(cfg.KafkaTopic), m.Cards, m.Customers); err != nil {
-				return err
-			}
-			slog.Info("master data published", "cards", len(m.Cards), "customers", len(m.Customers))
 			db, err := openDB(ctx, cfg)
-			if err != nil || db == nil {
-				if err == nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "load initial: %d customers, %d cards published (no database configured)\n", len(m.Customers), len(m.Cards))
-				}
-				return err
-			}
-			defer db.Close()
-			if err := db.LoadMaster(ctx, m); err != nil {
-				return err
-			}
-			if _, err := batch.LoadDemographics(ctx, db.SQL, cfg.Data); err != nil {
-				return err
-			}
-			n, rejected, err := db.LoadTransactions(ctx, filepath.Join(cfg.Data, csvfile.TransactionsFile))
 			if err != nil {
 				return err
 			}
-			if err := writeRejected(cfg.Results, rejected); err != nil {
+			var (
+				loaded   int
+				rejected []txpipe.Rejected
+			)
+			if db != nil {
+				defer db.Close()
+				if loaded, rejected, err = db.LoadInitial(ctx, m, filepath.Join(cfg.Data, csvfile.TransactionsFile)); err != nil {
+					return err
+				}
+				if _, err := batch.LoadDemographics(ctx, db.SQL, cfg.Data); err != nil {
+					return err
+				}
+				slog.Info("master data and transactions stored in MySQL", "customers", len(m.Customers), "cards", len(m.Cards), "transactions", loaded, "rejected", len(rejected))
+			}
+			if err := kafkaReady(ctx, cfg); err != nil {
+				if db != nil {
+					return fmt.Errorf("the master data is stored in MySQL, but Kafka does not answer (run load initial again once it does): %w", err)
+				}
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "load initial: %d customers, %d cards, %d transactions loaded, %d rejected\n",
-				len(m.Customers), len(m.Cards), n, len(rejected))
+			pctx, cancel := context.WithTimeout(ctx, brokerTimeout)
+			defer cancel()
+			if err := stream.PublishMaster(pctx, cfg.Brokers(), stream.TopicsFor(cfg.KafkaTopic), m.Cards, m.Customers); err != nil {
+				if db != nil {
+					return fmt.Errorf("the master data is stored in MySQL, but publishing it to Kafka at %s failed (run load initial again: it stores the same rows and publishes all of them again): %w", cfg.KafkaBootstrap, err)
+				}
+				return fmt.Errorf("publish the master data to Kafka at %s: %w", cfg.KafkaBootstrap, err)
+			}
+			slog.Info("master data published", "cards", len(m.Cards), "customers", len(m.Customers))
+			out := cmd.OutOrStdout()
+			if db == nil {
+				fmt.Fprintf(out, "load initial: %d customers, %d cards published (no database configured)\n", len(m.Customers), len(m.Cards))
+			} else {
+				if err := writeRejected(cfg.Results, rejected); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "load initial: %d customers, %d cards, %d transactions loaded, %d rejected\n",
+					len(m.Customers), len(m.Cards), loaded, len(rejected))
+			}
+			if warning != "" {
+				fmt.Fprintln(out, "load initial: WARNING:", warning)
+			}
 			return nil
 		},
 	})
@@ -118,15 +148,17 @@ rejected_transactions table with their reason.`,
 	return cmd
 }
 
-// writeRejected writes rows that could not be judged to
-// results/rejected_transactions.csv.
+// writeRejected writes the transaction rows load initial could not load to
+// results/load_rejected.csv.
 func writeRejected(resultsDir string, rejected []txpipe.Rejected) error {
-	w, err := csvfile.Create(filepath.Join(resultsDir, csvfile.RejectedFile), csvfile.RejectedColumns)
+	w, err := csvfile.Create(filepath.Join(resultsDir, csvfile.LoadRejectedFile), csvfile.RejectedColumns[:11])
 	if err != nil {
 		return err
 	}
+	var rec []string
 	for _, r := range rejected {
-		if err := w.WriteRejected(r); err != nil {
+		rec = csvfile.AppendRejected(rec[:0], r)[:11] // no Kafka position: these never reached Kafka
+		if err := w.Write(rec); err != nil {
 			w.Abort()
 			return err
 		}

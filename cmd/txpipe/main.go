@@ -40,7 +40,8 @@ between CSV files, MySQL and users (serving layer).
 
 Settings come from flags, then the environment, then a .env file:
 KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC, KAFKA_GROUP_ID, CONSUMER_TIMEOUT_MS,
-DB_HOST, DB_PORT, DB_USER, DB_PASSWORD (environment only), DB_NAME.
+DB_HOST, DB_PORT, DB_USER, DB_PASSWORD (environment only), DB_NAME,
+DB_CONNECT_TIMEOUT.
 Without DB_HOST everything runs on Kafka and CSV files alone.`,
 		Example: `  # the whole pipeline in one process, on an embedded broker
   txpipe demo

@@ -73,3 +73,42 @@ func NewDatabase(tb testing.TB) *mysql.Config {
 	c.DBName = name
 	return c
 }
+
+// NewUser creates a user with a random name and password on the test
+// server, for 'localhost' and '%' alike, and drops it when the test ends.
+// Each grant is a privilege list and its object, such as
+// "SELECT ON `db`.*"; without grants the user may only connect.
+func NewUser(tb testing.TB, grants ...string) (user, password string) {
+	tb.Helper()
+	cfg := Server(tb)
+	var b [6]byte
+	rand.Read(b[:])
+	user = "txpipe_u_" + hex.EncodeToString(b[:])
+	rand.Read(b[:])
+	password = "pw-" + hex.EncodeToString(b[:])
+	admin, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hosts := []string{"localhost", "%"}
+	tb.Cleanup(func() {
+		for _, h := range hosts {
+			if _, err := admin.Exec("DROP USER IF EXISTS '" + user + "'@'" + h + "'"); err != nil {
+				tb.Errorf("drop test user %s: %v", user, err)
+			}
+		}
+		admin.Close()
+	})
+	for _, h := range hosts {
+		account := "'" + user + "'@'" + h + "'"
+		if _, err := admin.Exec("CREATE USER " + account + " IDENTIFIED BY '" + password + "'"); err != nil {
+			tb.Fatalf("create test user: %v", err)
+		}
+		for _, g := range grants {
+			if _, err := admin.Exec("GRANT " + g + " TO " + account); err != nil {
+				tb.Fatalf("grant %s: %v", g, err)
+			}
+		}
+	}
+	return user, password
+}

@@ -26,14 +26,15 @@ func Judge(tb testing.TB, dataDir string) (*txpipe.Master, []txpipe.Result) {
 	defer r.Close()
 	var txs []txpipe.Transaction
 	for {
-		raw, line, fieldsOK, err := r.Next()
+		row, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil || !fieldsOK {
-			tb.Fatalf("line %d: %v (fields ok %v)", line, err, fieldsOK)
+		line := row.Line
+		if err != nil || row.Reject != "" {
+			tb.Fatalf("line %d: %v %s %s", line, err, row.Reject, row.Detail)
 		}
-		tx, reason, detail := txpipe.ParseTransaction(raw)
+		tx, reason, detail := txpipe.ParseTransaction(row.Raw)
 		if reason != "" {
 			tb.Fatalf("line %d: %s: %s", line, reason, detail)
 		}

@@ -3,9 +3,7 @@
 package csvfile
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +28,7 @@ const (
 	CustomersUpdFile = "customers_updated.csv"
 	RejectedFile     = "rejected_transactions.csv"
 	CutoffsFile      = "batch_cutoffs.csv"
+	LoadRejectedFile = "load_rejected.csv"
 )
 
 // Columns of the dataset files, in order.
@@ -39,19 +38,29 @@ var (
 	CardColumns     = []string{"card_id", "customer_id", "card_type_id", "card_number", "expiration_date", "credit_limit", "current_balance", "issue_date"}
 )
 
-// Error is a problem in a CSV file, located by file, line and column.
+// Error is a problem in a CSV file, located by file, line and column: the
+// column's name, and for a row that breaks the CSV rules the byte in the
+// line ("transactions.csv:200:14: ...").
 type Error struct {
 	File   string
 	Line   int
+	Col    int // 1-based byte in the line (0: not known)
 	Column string
 	Err    error
 }
+
+// ErrMalformed is wrapped by the error of a row that breaks the CSV
+// rules (quoting, length).
+var ErrMalformed = errors.New("malformed CSV")
 
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
 	if e.Line > 0 {
 		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Col > 0 {
+			fmt.Fprintf(&b, ":%d", e.Col)
+		}
 	}
 	if e.Column != "" {
 		fmt.Fprintf(&b, ": column %s", e.Column)
@@ -67,8 +76,9 @@ func (e *Error) Unwrap() error { return e.Err }
 type table struct {
 	path string
 	f    *os.File
-	r    *csv.Reader
+	sc   *scanner
 	idx  map[string]int
+	n    int // fields of the header
 	rec  []string
 	line int
 }
@@ -78,48 +88,52 @@ func openTable(path string, columns []string) (*table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open dataset file: %w", err)
 	}
-	t := &table{path: path, f: f, r: csv.NewReader(f)}
-	t.r.FieldsPerRecord = -1
-	t.r.ReuseRecord = true
-	header, err := t.r.Read()
+	t := &table{path: path, f: f, sc: newScanner(f)}
+	ok, err := t.next()
+	if err == nil && !ok {
+		err = &Error{File: path, Line: 1, Err: errors.New("empty file, expected a header")}
+	}
 	if err != nil {
 		f.Close()
-		if errors.Is(err, io.EOF) {
-			err = errors.New("empty file, expected a header")
-		}
-		return nil, &Error{File: path, Line: 1, Err: err}
+		return nil, err
 	}
-	t.idx = make(map[string]int, len(header))
-	for i, h := range header {
+	t.n = len(t.rec)
+	t.sc.wantFields = t.n
+	t.idx = make(map[string]int, len(t.rec))
+	for i, h := range t.rec {
 		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
 		t.idx[h] = i
 	}
 	for _, c := range columns {
 		if _, ok := t.idx[c]; !ok {
 			f.Close()
-			return nil, &Error{File: path, Line: 1, Column: c, Err: errors.New("missing column")}
+			return nil, &Error{File: path, Line: t.line, Column: c, Err: errors.New("missing column")}
 		}
 	}
 	return t, nil
 }
 
-// next reads the next record; it returns false at the end of the file.
+// next reads the next record; it returns false at the end of the file. A
+// row that breaks the CSV rules is an error.
 func (t *table) next() (bool, error) {
-	rec, err := t.r.Read()
-	if errors.Is(err, io.EOF) {
+	ok, err := t.sc.next()
+	if err != nil {
+		return false, &Error{File: t.path, Line: t.sc.line + 1, Err: err}
+	}
+	if !ok {
 		return false, nil
 	}
-	line, _ := t.r.FieldPos(0)
-	t.line = line
-	if err != nil {
-		var pe *csv.ParseError
-		if errors.As(err, &pe) {
-			return false, &Error{File: t.path, Line: pe.StartLine, Err: pe.Err}
-		}
-		return false, &Error{File: t.path, Line: line, Err: err}
+	t.line = t.sc.start
+	if b := t.sc.bad; b != nil {
+		return false, badError(t.path, b)
 	}
-	t.rec = rec
+	t.rec = t.sc.strings(t.rec[:0])
 	return true, nil
+}
+
+// badError is the error of a row that breaks the CSV rules.
+func badError(path string, b *badRow) *Error {
+	return &Error{File: path, Line: b.Line, Col: b.Col, Err: fmt.Errorf("%w: %s; line %d reads %s", ErrMalformed, b.Msg, b.Start, quoteLine(b.Text, excerptBytes))}
 }
 
 func (t *table) errf(col string, format string, args ...any) error {
@@ -141,7 +155,7 @@ func (t *table) id(col string) (int64, error) {
 	}
 	n, ok := txpipe.ParseID(s)
 	if !ok {
-		return 0, t.errf(col, "%q is not a positive integer id", s)
+		return 0, t.errf(col, "%s is not a positive integer id", quote(s))
 	}
 	return n, nil
 }
@@ -153,7 +167,7 @@ func (t *table) int(col string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, t.errf(col, "%q is not an integer", s)
+		return 0, t.errf(col, "%s is not an integer", quote(s))
 	}
 	return n, nil
 }
@@ -169,6 +183,19 @@ func (t *table) money(col string) (txpipe.Money, error) {
 	}
 	return m, nil
 }
+
+// check turns a row's *txpipe.FieldError into an error naming the file,
+// line and column.
+func (t *table) check(err error) error {
+	var fe *txpipe.FieldError
+	if errors.As(err, &fe) {
+		return t.errf(fe.Column, "%w", fe.Err)
+	}
+	return err
+}
+
+// quote quotes a value for a message, cut to a readable length.
+func quote(s string) string { return strconv.Quote(txpipe.Excerpt(s, 40)) }
 
 func (t *table) close() { t.f.Close() }
 
@@ -208,8 +235,8 @@ func readRows[T any](path string, columns []string, parse func(*table) (T, error
 		if !ok {
 			break
 		}
-		if len(t.rec) != len(t.idx) {
-			return nil, t.errf("", "the row has %d fields, the header %d", len(t.rec), len(t.idx))
+		if len(t.rec) != t.n {
+			return nil, t.errf("", "the row has %d fields, the header %d", len(t.rec), t.n)
 		}
 		v, err := parse(t)
 		if err != nil {
@@ -256,8 +283,10 @@ func ReadCustomers(path string) ([]txpipe.Customer, error) {
 		if c.CreditScore, err = t.int("credit_score"); err != nil {
 			return c, err
 		}
-		c.AnnualIncome, err = t.money("annual_income")
-		return c, err
+		if c.AnnualIncome, err = t.money("annual_income"); err != nil {
+			return c, err
+		}
+		return c, t.check(c.Check())
 	}, func(c txpipe.Customer) int64 { return c.ID })
 }
 
@@ -288,10 +317,7 @@ func ReadCardTypes(path string) ([]txpipe.CardType, error) {
 		if c.RewardsRate, err = t.str("rewards_rate"); err != nil {
 			return c, err
 		}
-		if _, err := strconv.ParseFloat(c.RewardsRate, 64); err != nil || strings.ContainsAny(c.RewardsRate, "eEnNiI") {
-			return c, t.errf("rewards_rate", "%q is not a plain decimal", c.RewardsRate)
-		}
-		return c, nil
+		return c, t.check(c.Check())
 	}, func(c txpipe.CardType) int64 { return c.ID })
 }
 
@@ -337,16 +363,36 @@ func ReadCards(path string, customers []txpipe.Customer, types []txpipe.CardType
 		if c.CurrentBalance, err = t.money("current_balance"); err != nil {
 			return c, err
 		}
-		c.IssueDate, err = t.str("issue_date")
-		return c, err
+		if c.IssueDate, err = t.str("issue_date"); err != nil {
+			return c, err
+		}
+		return c, t.check(c.Check())
 	}, func(c txpipe.Card) int64 { return c.ID })
 }
 
 // TransactionReader streams the rows of a transactions file as they are
-// written. It does not judge them: see txpipe.ParseTransaction and Screen.
+// written. It does not judge them (see txpipe.ParseTransaction), but a row
+// that cannot be a transaction at all comes back marked: one whose field
+// count differs from the header's (field_count), and one that breaks the
+// CSV rules (bad_csv: see scanner for which rows those are and where
+// reading starts again after one). Either costs that row only.
 type TransactionReader struct {
 	t    *table
+	file string // the file's base name, as rows name their source
 	cols [8]int // index of each of txpipe.TransactionColumns in the file
+}
+
+// TransactionRow is a row of a transactions file.
+type TransactionRow struct {
+	Raw  txpipe.RawTransaction
+	Line int // the line the row starts on
+	// Reject is empty for a row to judge, RejectFieldCount or RejectBadCSV
+	// for one that cannot be; Detail then says why. A bad_csv row's Raw
+	// holds at most its leading transaction and card ids (when they are
+	// plain numbers), and its Detail names file:line:column and quotes
+	// the line's beginning.
+	Reject txpipe.RejectReason
+	Detail string
 }
 
 // OpenTransactions opens a transactions file; the header must name the
@@ -356,37 +402,70 @@ func OpenTransactions(path string) (*TransactionReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &TransactionReader{t: t}
+	r := &TransactionReader{t: t, file: filepath.Base(path)}
 	for i, c := range txpipe.TransactionColumns {
 		r.cols[i] = t.idx[c]
 	}
 	return r, nil
 }
 
-// Next returns the next row and its line number. A row whose field count
-// differs from the header comes back with ok and fieldCount set to false;
-// raw then holds what fields it had, by position. At the end of the file it
-// returns io.EOF.
-func (r *TransactionReader) Next() (raw txpipe.RawTransaction, line int, fieldsOK bool, err error) {
-	ok, err := r.t.next()
+// Next returns the next row. At the end of the file it returns io.EOF;
+// any other error is one of reading the file.
+func (r *TransactionReader) Next() (TransactionRow, error) {
+	t := r.t
+	ok, err := t.sc.next()
 	if err != nil {
-		return raw, r.t.line, false, err
+		return TransactionRow{}, &Error{File: t.path, Line: t.sc.line + 1, Err: err}
 	}
 	if !ok {
-		return raw, 0, false, io.EOF
+		return TransactionRow{}, io.EOF
 	}
-	t := r.t
+	t.line = t.sc.start
+	if b := t.sc.bad; b != nil {
+		row := TransactionRow{Line: b.Start, Reject: txpipe.RejectBadCSV}
+		row.Raw.TransactionID, row.Raw.CardID = leadingIDs(b.Text)
+		row.Detail = fmt.Sprintf("%s:%d:%d: %s; line %d reads %s", r.file, b.Line, b.Col, b.Msg, b.Start, quoteLine(b.Text, excerptBytes))
+		return row, nil
+	}
+	t.rec = t.sc.strings(t.rec[:0])
 	get := func(c int) string {
 		if i := r.cols[c]; i < len(t.rec) {
 			return t.rec[i]
 		}
 		return ""
 	}
-	raw = txpipe.RawTransaction{
+	row := TransactionRow{Line: t.line, Raw: txpipe.RawTransaction{
 		TransactionID: get(0), CardID: get(1), Merchant: get(2), Timestamp: get(3),
 		Amount: get(4), Location: get(5), Type: get(6), RelatedID: get(7),
+	}}
+	if len(t.rec) != t.n {
+		row.Reject = txpipe.RejectFieldCount
+		row.Detail = fmt.Sprintf("the row has %d fields, the header %d", len(t.rec), t.n)
 	}
-	return raw, t.line, len(t.rec) == len(t.idx), nil
+	return row, nil
+}
+
+// leadingIDs returns the first two fields of a broken line when both are
+// plain numbers (a transaction id and a card id in the usual column
+// order), so that a bad_csv row can still be found by them.
+func leadingIDs(line []byte) (string, string) {
+	f := bytes.SplitN(line, []byte(","), 3)
+	if len(f) < 3 || !digits(f[0]) || !digits(f[1]) {
+		return "", ""
+	}
+	return string(f[0]), string(f[1])
+}
+
+func digits(b []byte) bool {
+	if len(b) == 0 || len(b) > 19 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Path is the file being read.
@@ -480,171 +559,53 @@ func ReadColumns(path string, cols []string, fn func(vals []string)) error {
 
 // ScanColumn streams one column of a CSV file with a header, without
 // building records: fn gets the field's bytes (valid until fn returns; nil
-// when the row is too short) and whether the row has the header's number
-// of fields. It is a fast first pass (the producer's check that a file is
-// in event order); it reads quoting as encoding/csv does.
+// when the row is too short or breaks the CSV rules) and whether the row
+// has the header's number of fields (false for a broken row). It is a fast
+// first pass (the producer's check that a file is in event order); it
+// splits rows as TransactionReader does.
 func ScanColumn(path, column string, fn func(value []byte, fieldsOK bool) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open dataset file: %w", err)
 	}
 	defer f.Close()
-	sc := &columnScanner{r: bufio.NewReaderSize(f, 1<<20), col: -1}
-	header, err := sc.header()
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+	sc := newScanner(f)
+	ok, err := sc.next()
+	switch {
+	case err != nil:
+		return &Error{File: path, Line: sc.line + 1, Err: err}
+	case !ok:
+		return &Error{File: path, Line: 1, Err: errors.New("empty file, expected a header")}
+	case sc.bad != nil:
+		return badError(path, sc.bad)
 	}
-	for i, h := range header {
-		if strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")) == column {
-			sc.col = i
+	col, n := -1, sc.fields()
+	for i := range n {
+		if strings.TrimSpace(strings.TrimPrefix(string(sc.field(i)), "\ufeff")) == column {
+			col = i
 		}
 	}
-	if sc.col < 0 {
-		return &Error{File: path, Line: 1, Column: column, Err: errors.New("missing column")}
+	if col < 0 {
+		return &Error{File: path, Line: sc.start, Column: column, Err: errors.New("missing column")}
 	}
+	sc.wantFields = n
 	for {
-		v, n, ok, err := sc.record()
+		ok, err := sc.next()
 		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
+			return &Error{File: path, Line: sc.line + 1, Err: err}
 		}
 		if !ok {
 			return nil
 		}
-		if n <= sc.col {
-			v = nil
+		var v []byte
+		if sc.bad == nil && col < sc.fields() {
+			v = sc.field(col)
 		}
-		if err := fn(v, n == len(header)); err != nil {
+		if err := fn(v, sc.bad == nil && sc.fields() == n); err != nil {
 			return err
 		}
 	}
 }
-
-// columnScanner splits CSV records, keeping only one field.
-type columnScanner struct {
-	r     *bufio.Reader
-	col   int
-	value []byte // the kept field of the current record
-	line  []byte
-	all   []string // every field, while reading the header
-	keep  bool     // keep every field (the header)
-	buf   []byte   // a quoted field, unquoted (line's memory is reused)
-}
-
-func (s *columnScanner) header() ([]string, error) {
-	s.keep = true
-	_, _, ok, err := s.record()
-	s.keep = false
-	if err == nil && !ok {
-		err = errors.New("empty file, expected a header")
-	}
-	return s.all, err
-}
-
-// readLine returns the next line without its line end, and false at the
-// end of the file.
-func (s *columnScanner) readLine() ([]byte, bool, error) {
-	s.line = s.line[:0]
-	for {
-		chunk, err := s.r.ReadSlice('\n')
-		s.line = append(s.line, chunk...)
-		switch {
-		case err == bufio.ErrBufferFull:
-			continue
-		case err == io.EOF:
-			if len(s.line) == 0 {
-				return nil, false, nil
-			}
-			return trimCR(s.line), true, nil
-		case err != nil:
-			return nil, false, err
-		}
-		return trimCR(s.line[:len(s.line)-1]), true, nil
-	}
-}
-
-func trimCR(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\r' {
-		return b[:n-1]
-	}
-	return b
-}
-
-// record reads the next non-blank record: the kept field, the number of
-// fields, and false at the end of the file.
-func (s *columnScanner) record() ([]byte, int, bool, error) {
-	var line []byte
-	for {
-		l, ok, err := s.readLine()
-		if err != nil || !ok {
-			return nil, 0, false, err
-		}
-		if len(l) > 0 {
-			line = l
-			break
-		}
-	}
-	s.value, s.all = s.value[:0], s.all[:0]
-	n := 0
-	field := []byte(nil)
-	for {
-		i := 0
-		if len(line) > 0 && line[0] == '"' {
-			// A quoted field: up to the closing quote, across lines.
-			field = s.buf[:0]
-			line = line[1:]
-			for {
-				q := bytes.IndexByte(line, '"')
-				if q < 0 {
-					field = append(field, line...)
-					field = append(field, '\n')
-					next, ok, err := s.readLine()
-					if err != nil {
-						return nil, 0, false, err
-					}
-					if !ok {
-						return nil, 0, false, errors.New("unterminated quoted field")
-					}
-					line = next
-					continue
-				}
-				field = append(field, line[:q]...)
-				if q+1 < len(line) && line[q+1] == '"' {
-					field = append(field, '"')
-					line = line[q+2:]
-					continue
-				}
-				line = line[q+1:]
-				break
-			}
-			// After the closing quote: the rest up to the comma joins it.
-			c := bytes.IndexByte(line, ',')
-			if c < 0 {
-				c = len(line)
-			}
-			field = append(field, line[:c]...)
-			s.buf = field
-			i = c
-		} else {
-			c := bytes.IndexByte(line, ',')
-			if c < 0 {
-				c = len(line)
-			}
-			field, i = line[:c], c
-		}
-		if n == s.col {
-			s.value = append(s.value, field...)
-		}
-		if s.keep {
-			s.all = append(s.all, string(field))
-		}
-		n++
-		if i >= len(line) {
-			return s.value, n, true, nil
-		}
-		line = line[i+1:]
-	}
-}
-
 // position reads the optional kafka_partition and kafka_offset columns of
 // a stream view: Unpositioned when the file has none or they are empty.
 func (t *table) position() (txpipe.Position, error) {

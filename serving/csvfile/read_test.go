@@ -105,27 +105,25 @@ func TestTransactionReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	type row struct {
-		raw  txpipe.RawTransaction
-		line int
-		ok   bool
-	}
-	var got []row
+	var got []TransactionRow
 	for {
-		raw, line, ok, err := r.Next()
+		row, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, row{raw, line, ok})
+		got = append(got, row)
 	}
-	if len(got) != 3 || !got[0].ok || got[1].ok || !got[2].ok {
+	if len(got) != 3 || got[0].Reject != "" || got[1].Reject != txpipe.RejectFieldCount || got[2].Reject != "" {
 		t.Fatalf("rows %+v", got)
 	}
-	if got[0].raw.Location != "4395 Brenda Lake, Queens, NY 10859" || got[1].raw.Merchant != "Nelson, Bell" || got[2].line != 4 || got[2].raw.RelatedID != "1" {
+	if got[0].Raw.Location != "4395 Brenda Lake, Queens, NY 10859" || got[1].Raw.Merchant != "Nelson, Bell" || got[2].Line != 4 || got[2].Raw.RelatedID != "1" {
 		t.Fatalf("rows %+v", got)
+	}
+	if got[1].Detail != "the row has 7 fields, the header 8" {
+		t.Fatalf("field_count detail %q", got[1].Detail)
 	}
 }
 
@@ -169,7 +167,10 @@ func TestAppendResultNeverNegativeZero(t *testing.T) {
 	}
 }
 
-// scanWithEncodingCSV is what ScanColumn must agree with.
+// scanWithEncodingCSV is what ScanColumn must agree with on a file that
+// encoding/csv reads and whose rows with line breaks in a field have the
+// header's field count (ScanColumn takes any other such row for a stray
+// quote). It returns nil for any other file.
 func scanWithEncodingCSV(t *testing.T, path, column string) (vals []string, oks []bool) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -184,6 +185,12 @@ func scanWithEncodingCSV(t *testing.T, path, column string) (vals []string, oks 
 		return nil, nil
 	}
 	col := slices.Index(recs[0], column)
+	for _, rec := range recs {
+		breaks := strings.Count(strings.Join(rec, ","), "\n")
+		if breaks >= MaxRowLines-1 || breaks > 0 && len(rec) != len(recs[0]) {
+			return nil, nil
+		}
+	}
 	for _, rec := range recs[1:] {
 		v := ""
 		if col < len(rec) {
@@ -228,6 +235,9 @@ func FuzzScanColumn(f *testing.F) {
 		os.WriteFile(path, []byte("n,timestamp\n"+body), 0o644)
 		wv, wok := scanWithEncodingCSV(t, path, "timestamp")
 		if wv == nil { // encoding/csv rejects the file (bad quoting): nothing to compare
+			if _, _, err := scanColumn(t, path, "timestamp"); err != nil {
+				t.Fatalf("body %q: %v", body, err)
+			}
 			return
 		}
 		gv, gok, err := scanColumn(t, path, "timestamp")
@@ -236,6 +246,79 @@ func FuzzScanColumn(f *testing.F) {
 		}
 		if !slices.Equal(gv, wv) || !slices.Equal(gok, wok) {
 			t.Fatalf("body %q:\nScanColumn %q %v\nencoding/csv %q %v", body, gv, gok, wv, wok)
+		}
+	})
+}
+
+// TestReadMasterChecksTheSchema: master data that only MySQL would refuse
+// is refused when it is read, with file, line and column, and a message
+// of readable length however long the field.
+func TestReadMasterChecksTheSchema(t *testing.T) {
+	replace := func(s, old, new string) string {
+		if !strings.Contains(s, old) {
+			t.Fatalf("test setup: %q not in %q", old, s)
+		}
+		return strings.Replace(s, old, new, 1)
+	}
+	for _, tc := range []struct {
+		name                    string
+		customers, types, cards string
+		file                    string
+		line                    int
+		column                  string
+		says                    string
+	}{
+		{"non-UTF-8 name", replace(goodCustomers, "2,Bob", "2,B\xf6b"), goodTypes, goodCards, CustomersFile, 3, "name", "not valid UTF-8"},
+		{"300-character card number", goodCustomers, goodTypes, replace(goodCards, "4000-0000-0000-0010", strings.Repeat("4", 300)), CardsFile, 3, "card_number", "300 characters, at most 32"},
+		{"NUL in a card number", goodCustomers, goodTypes, replace(goodCards, "4000-0000-0000-0010", "4000\x00"), CardsFile, 3, "card_number", "control character U+0000"},
+		{"10 MB address", replace(goodCustomers, "2 Main St", strings.Repeat("a", 10<<20)), goodTypes, goodCards, CustomersFile, 3, "address", "at most 512"},
+		{"10 MB id", replace(goodCustomers, "2,Bob", strings.Repeat("9", 10<<20)+",Bob"), goodTypes, goodCards, CustomersFile, 3, "customer_id", "is not a positive integer id"},
+		{"10 MB income", replace(goodCustomers, "42000", strings.Repeat("4", 10<<20)), goodTypes, goodCards, CustomersFile, 3, "annual_income", "out of range"},
+		{"hex rewards rate", goodCustomers, replace(goodTypes, "0.005", "0x1p-2"), goodCards, CardTypesFile, 2, "rewards_rate", "not a plain decimal"},
+		{"tab in a type name", goodCustomers, replace(goodTypes, "Basic", "Ba\tsic"), goodCards, CardTypesFile, 2, "name", "control character"},
+		{"score beyond INT", replace(goodCustomers, ",650,", ",9999999999,"), goodTypes, goodCards, CustomersFile, 3, "credit_score", "out of the range"},
+	} {
+		_, err := ReadMaster(writeDataset(t, tc.customers, tc.types, tc.cards))
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Errorf("%s: error %v is not a *csvfile.Error", tc.name, err)
+			continue
+		}
+		if filepath.Base(ce.File) != tc.file || ce.Line != tc.line || ce.Column != tc.column || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: %.300v; want %s line %d column %q saying %q", tc.name, err, tc.file, tc.line, tc.column, tc.says)
+		}
+		if n := len(err.Error()) - len(ce.File); n > 300 {
+			t.Errorf("%s: a message of %d bytes", tc.name, n)
+		}
+	}
+}
+
+// FuzzReadMaster reads any customers.csv and cards.csv: ReadMaster never
+// panics; it refuses with a *Error naming the file and a line, or every
+// row it returns passes the schema's checks.
+func FuzzReadMaster(f *testing.F) {
+	f.Add("1,Ann,555,\"1 Main St, Albany, NY 12207\",a@example.com,700,50000.0\n", "1,1,1,4000-0000-0000-0002,06/27,2500.0,120.67,2022-11-18\n")
+	f.Add("1,A\"nn,555,x,a,700,1\n", "1,1,1,4000\x00,06/27,1,0,2022\n")
+	f.Add("1,Ann,555,\"x\ny\",a,700,1\n2,\"Bob\n", "1,1,1,\"4\",06/27,1,0,d\n")
+	f.Fuzz(func(t *testing.T, customers, cards string) {
+		dir := writeDataset(t, strings.Join(CustomerColumns, ",")+"\n"+customers, goodTypes, strings.Join(CardColumns, ",")+"\n"+cards)
+		m, err := ReadMaster(dir)
+		if err != nil {
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Line < 1 || ce.File == "" {
+				t.Fatalf("error %v does not name a file and line", err)
+			}
+			return
+		}
+		for _, c := range m.Customers {
+			if err := c.Check(); err != nil {
+				t.Fatalf("customer %+v: %v", c, err)
+			}
+		}
+		for _, c := range m.Cards {
+			if err := c.Check(); err != nil {
+				t.Fatalf("card %+v: %v", c, err)
+			}
 		}
 	})
 }

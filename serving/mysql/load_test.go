@@ -215,7 +215,7 @@ func TestLoadTransactionsRejects(t *testing.T) {
 		"8,999,Shop H,2025-04-01 02:00:00,1.00,Here 10001,purchase,\n" + // 9 unknown card
 		"1,2,Shop I,2025-04-01 02:00:00,1.00,Here 10001,purchase,\n" + // 10 duplicate of line 2
 		"9,2,\"Multi\nline, \"\"quoted\"\" \\ shop\",2025-03-31 23:59:59,-0.5,\"Tab\there 20002\",purchase,\n" + // 11-12 ok
-		"10,2,Bad \"quote,2025-04-01 02:00:00,1.00,Here 10001,purchase,\n" + // 13 malformed CSV
+		"10,2,Bad \"quote,2025-04-01 02:00:00,1.00,Here 10001,purchase,\n" + // 13 malformed CSV (bad_csv)
 		"11,999,Shop J,2025-04-01 02:00:00,1.00,Here 10001,purchase,\n" + // 14 unknown card
 		"11,2,Shop K,2025-04-01 02:00:00,1.00,Here 10001,purchase,\n" // 15 ok: the rejected line 14 does not count
 	path := writeFile(t, "transactions.csv", content)
@@ -224,7 +224,7 @@ func TestLoadTransactionsRejects(t *testing.T) {
 		reason txpipe.RejectReason
 	}{
 		{4, txpipe.RejectFieldCount}, {5, txpipe.RejectTransactionID}, {6, txpipe.RejectCardID}, {7, txpipe.RejectAmount},
-		{8, txpipe.RejectTimestamp}, {9, txpipe.RejectUnknownCard}, {10, txpipe.RejectDuplicate}, {13, txpipe.RejectFieldCount},
+		{8, txpipe.RejectTimestamp}, {9, txpipe.RejectUnknownCard}, {10, txpipe.RejectDuplicate}, {13, txpipe.RejectBadCSV},
 		{14, txpipe.RejectUnknownCard},
 	}
 	var tables [][][]string

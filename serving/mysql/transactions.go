@@ -3,7 +3,6 @@ package mysqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +19,8 @@ var transactionColumns = append(append([]string{}, txpipe.TransactionColumns...)
 
 // LoadTransactions replaces the transactions table with the rows of a
 // transactions.csv, in one transaction. Rows that cannot be judged are not
-// loaded: a wrong field count or broken CSV quoting (field_count), a field
+// loaded: a wrong field count (field_count), broken CSV quoting (bad_csv:
+// the row's first line only, see csvfile.TransactionReader), a field
 // ParseTransaction refuses, a card that is not in the cards table
 // (unknown_card) or a transaction id already loaded from an earlier line
 // (duplicate_transaction_id; the first accepted row wins). They are
@@ -32,6 +32,17 @@ var transactionColumns = append(append([]string{}, txpipe.TransactionColumns...)
 // A text field longer than its column, or not UTF-8, fails the whole load
 // with an error naming the file, line and column.
 func (db *DB) LoadTransactions(ctx context.Context, path string) (loaded int, rejected []txpipe.Rejected, err error) {
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		loaded, rejected, err = db.loadTransactions(ctx, tx, path)
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return loaded, rejected, nil
+}
+
+func (db *DB) loadTransactions(ctx context.Context, tx *sql.Tx, path string) (loaded int, rejected []txpipe.Rejected, err error) {
 	r, err := csvfile.OpenTransactions(path)
 	if err != nil {
 		return 0, nil, err
@@ -39,7 +50,7 @@ func (db *DB) LoadTransactions(ctx context.Context, path string) (loaded int, re
 	defer r.Close()
 	file := filepath.Base(path)
 	var n int64
-	err = db.inTx(ctx, func(tx *sql.Tx) error {
+	err = func() error {
 		cols, err := tableColumns(ctx, tx, "transactions")
 		if err != nil {
 			return err
@@ -56,22 +67,18 @@ func (db *DB) LoadTransactions(ctx context.Context, path string) (loaded int, re
 		reject := func(raw txpipe.RawTransaction, line int, reason txpipe.RejectReason, detail string) {
 			rejected = append(rejected, txpipe.Rejected{Raw: raw, Reason: reason, Detail: detail, Source: file + ":" + strconv.Itoa(line)})
 		}
-		src := func(row []any) ([]any, error) {
+		src := func(out []any) ([]any, error) {
 			for {
-				raw, line, fieldsOK, err := r.Next()
+				row, err := r.Next()
 				if err == io.EOF {
-					return row, io.EOF
+					return out, io.EOF
 				}
 				if err != nil {
-					var ce *csvfile.Error
-					if errors.As(err, &ce) && (errors.Is(err, csv.ErrQuote) || errors.Is(err, csv.ErrBareQuote)) {
-						reject(raw, ce.Line, txpipe.RejectFieldCount, "malformed CSV: "+ce.Err.Error())
-						continue
-					}
-					return row, err
+					return out, err
 				}
-				if !fieldsOK {
-					reject(raw, line, txpipe.RejectFieldCount, fmt.Sprintf("the row does not have the header's %d fields", len(txpipe.TransactionColumns)))
+				raw, line := row.Raw, row.Line
+				if row.Reject != "" {
+					reject(raw, line, row.Reject, row.Detail)
 					continue
 				}
 				t, reason, detail := txpipe.ParseTransaction(raw)
@@ -91,11 +98,11 @@ func (db *DB) LoadTransactions(ctx context.Context, path string) (loaded int, re
 					{"merchant_name", t.Merchant}, {"location", t.Location}, {"transaction_type", t.Type}, {"related_transaction_id", t.RelatedID},
 				} {
 					if msg := fitErr(f.v, width[f.col]); msg != "" {
-						return row, &csvfile.Error{File: path, Line: line, Column: f.col, Err: errors.New(msg)}
+						return out, &csvfile.Error{File: path, Line: line, Column: f.col, Err: errors.New(msg)}
 					}
 				}
 				seen[t.ID] = line
-				return append(row, t.ID, t.CardID, t.Merchant, raw.Timestamp, t.Amount, t.Location, t.Type,
+				return append(out, t.ID, t.CardID, t.Merchant, raw.Timestamp, t.Amount, t.Location, t.Type,
 					nullIfEmpty(t.RelatedID), int64(line)), nil
 			}
 		}
@@ -110,7 +117,7 @@ func (db *DB) LoadTransactions(ctx context.Context, path string) (loaded int, re
 			return fmt.Errorf("load %s: %w", path, err)
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return 0, nil, err
 	}
