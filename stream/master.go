@@ -29,11 +29,11 @@ var testHookMasterRead func()
 type masterFollower struct {
 	view    *masterView
 	applied atomic.Int64 // Σ over the master topics' partitions of the offset after the last record applied
-	cl     *kgo.Client
-	topics Topics
-	log    *slog.Logger
-	cancel context.CancelFunc
-	done   chan struct{}
+	cl      *kgo.Client
+	topics  Topics
+	log     *slog.Logger
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // followMaster reads the master-data topics to their end (so no decision

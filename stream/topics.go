@@ -121,7 +121,9 @@ const topicWait = 15 * time.Second
 
 func createTopic(ctx context.Context, adm *kadm.Client, name string, partitions int32, cfg map[string]*string) error {
 	return retry.Do(ctx, retry.Policy{What: "create topic " + name, Initial: 250 * time.Millisecond, Max: time.Second, Bound: topicWait,
-		Transient: func(err error) bool { return !errors.Is(err, kerr.InvalidTopicException) && !errors.Is(err, kerr.TopicAuthorizationFailed) }},
+		Transient: func(err error) bool {
+			return !errors.Is(err, kerr.InvalidTopicException) && !errors.Is(err, kerr.TopicAuthorizationFailed)
+		}},
 		func(ctx context.Context) error {
 			resp, err := adm.CreateTopic(ctx, partitions, -1, cfg, name)
 			if err == nil {

@@ -53,7 +53,11 @@ func TestConsumerAdoptsBatchLimits(t *testing.T) {
 	go func() {
 		_, err := stream.Consume(cctx, stream.ConsumeConfig{
 			Brokers: cfg.Brokers(), Topics: topics, Group: cfg.KafkaGroupID, Instance: "adopt", ResultsDir: cfg.Results,
-			Done: func(s stream.ConsumeStats) bool { written.Store(s.Written); applied.Store(s.MasterApplied); return false },
+			Done: func(s stream.ConsumeStats) bool {
+				written.Store(s.Written)
+				applied.Store(s.MasterApplied)
+				return false
+			},
 		})
 		done <- err
 	}()

@@ -606,6 +606,7 @@ func ScanColumn(path, column string, fn func(value []byte, fieldsOK bool) error)
 		}
 	}
 }
+
 // position reads the optional kafka_partition and kafka_offset columns of
 // a stream view: Unpositioned when the file has none or they are empty.
 func (t *table) position() (txpipe.Position, error) {
