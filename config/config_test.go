@@ -121,12 +121,12 @@ func TestNoPasswordFlag(t *testing.T) {
 func TestTopicNames(t *testing.T) {
 	clearEnv(t)
 	t.Chdir(t.TempDir())
-	for _, ok := range []string{"transactions", "tx.v2", "a_b-C9", strings.Repeat("t", 249-len(".card-state"))} {
+	for _, ok := range []string{"transactions", "tx.v2", "a_b-C9", strings.Repeat("t", 249-len(".repartition"))} {
 		if _, err := load(t, "--kafka-topic", ok); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"a/b", ".", "..", "tx topic", "tëx", "tx:1", strings.Repeat("t", 249-len(".card-state")+1), "a\x00b"} {
+	for _, bad := range []string{"a/b", ".", "..", "tx topic", "tëx", "tx:1", strings.Repeat("t", 249-len(".repartition")+1), "a\x00b"} {
 		_, err := load(t, "--kafka-topic", bad)
 		if err == nil || !strings.HasPrefix(err.Error(), "KAFKA_TOPIC: ") {
 			t.Errorf("%q: %v, want an error naming KAFKA_TOPIC", bad, err)

@@ -195,6 +195,8 @@ loop:
 			runErr = err
 		}
 	}
+	final := stats()
+	status.maybeLog(context.Background(), final, true)
 	sup.cur.Load().Close()
 	s.Close()
 	// Static members do not leave on close (so a restart gets its
@@ -206,9 +208,7 @@ loop:
 	if errors.Is(runErr, context.Canceled) && !errors.Is(runErr, errFatal) {
 		runErr = nil
 	}
-	st := stats()
-	status.maybeLog(context.Background(), st, true)
-	return st, runErr
+	return final, runErr
 }
 
 // idleNow reports whether nothing is left to do: the validators' group has

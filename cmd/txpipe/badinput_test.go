@@ -253,7 +253,7 @@ func badInputs() []badInput {
 		badInput{name: "topic '..'", area: "operational", prepare: setEnv("KAFKA_TOPIC", ".."), run: loadInitial, exit: 1,
 			says: []string{`KAFKA_TOPIC: ".." is not a topic name Kafka takes`}},
 		badInput{name: "topic of 250 characters", area: "operational", prepare: setEnv("KAFKA_TOPIC", strings.Repeat("t", 250)), run: loadInitial, exit: 1,
-			says: []string{"KAFKA_TOPIC: 250 characters, at most 238"}},
+			says: []string{"KAFKA_TOPIC: 250 characters, at most 237"}},
 		badInput{name: "DB_CONNECT_TIMEOUT not a duration", area: "operational", prepare: setEnv("DB_CONNECT_TIMEOUT", "soon"), run: [][]string{{"migrate"}}, exit: 1,
 			says: []string{`DB_CONNECT_TIMEOUT "soon": not a duration`}},
 		badInput{name: "DB_PORT not a port", area: "operational", prepare: setEnv("DB_HOST", "127.0.0.1", "DB_PORT", "33o6"), run: [][]string{{"migrate"}}, exit: 1,

@@ -111,7 +111,7 @@ func TestConsumeJudgesWhileDatabaseIsDown(t *testing.T) {
 	if n != st.Records {
 		t.Fatalf("MySQL has %d stream rows, want %d\n%s", n, st.Records, out.String())
 	}
-	if o := out.String(); !strings.Contains(o, "database unreachable") && !strings.Contains(o, "failed, retrying with backoff") || !strings.Contains(o, "127.0.0.1:"+strconv.Itoa(port)) {
+	if o := out.String(); !strings.Contains(o, "database unreachable") && !strings.Contains(o, "unavailable, retrying with backoff") || !strings.Contains(o, "127.0.0.1:"+strconv.Itoa(port)) {
 		t.Errorf("the outage was not reported with the address:\n%s", o)
 	}
 }

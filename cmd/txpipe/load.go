@@ -78,7 +78,7 @@ transaction will then be rejected as unknown_card.`,
 			}
 			if err := kafkaReady(ctx, cfg); err != nil {
 				if db != nil {
-					return fmt.Errorf("the master data is stored in MySQL, but Kafka does not answer (run load initial again once it does): %w", err)
+					return fmt.Errorf("the master data is stored in MySQL, but publishing it to Kafka at %s failed (run load initial again: it stores the same rows and publishes all of them again): %w", cfg.KafkaBootstrap, err)
 				}
 				return err
 			}

@@ -212,10 +212,10 @@ func TestOpenWaitsForServer(t *testing.T) {
 		t.Fatalf("Open: %v", err)
 	}
 	defer db.Close()
-	if n := rec.count("failed, retrying with backoff"); n != 1 {
+	if n := rec.count("unavailable, retrying with backoff"); n != 1 {
 		t.Errorf("logged unreachable %d times, want once", n)
 	}
-	if n := rec.count("succeeded again"); n != 1 {
+	if n := rec.count("available again"); n != 1 {
 		t.Errorf("logged reachable %d times, want once", n)
 	}
 }
@@ -255,7 +255,7 @@ func TestOpenGivesUpWhenContextEnds(t *testing.T) {
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("Open = %v, want the address and the deadline", err)
 	}
-	if n := rec.count("failed, retrying with backoff"); n != 1 {
+	if n := rec.count("unavailable, retrying with backoff"); n != 1 {
 		t.Errorf("logged unreachable %d times, want once", n)
 	}
 }
