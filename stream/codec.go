@@ -16,6 +16,30 @@ import (
 // Encoding and decoding are hand-written: they run once per record on the
 // hot path and allocate little.
 
+// knownKeys are the keys of txpipe's records, interned: looking one up
+// does not allocate.
+var knownKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"transaction_id", "card_id", "merchant_name", "timestamp", "amount", "location", "transaction_type",
+		"related_transaction_id", "status", "pending_balance", "decline_reason", "seq", "reason", "detail", "source",
+		"pending", "last", "validated_next", "customer_id", "card_type_id", "card_number", "expiration_date",
+		"credit_limit", "current_balance", "issue_date", "name", "phone_number", "address", "email", "credit_score",
+		"annual_income", "event_date_origin", "reported_at", "position", "at",
+	} {
+		m[k] = k
+	}
+	return m
+}()
+
+// internKey returns key as a string, without allocating for a known one.
+func internKey(key []byte) string {
+	if k, ok := knownKeys[string(key)]; ok { // the lookup does not allocate
+		return k
+	}
+	return string(key)
+}
+
 // flatObject walks a flat JSON object, calling fn with each key and its
 // value: strings unescaped, numbers as written, true/false as written and
 // null as isNull. Nested values are an error.
@@ -40,7 +64,7 @@ func flatObject(b []byte, fn func(key string, val []byte, isString, isNull bool)
 		if err != nil {
 			return err
 		}
-		k := string(key)
+		k := internKey(key)
 		i = skipWS(b, next)
 		if i >= len(b) || b[i] != ':' {
 			return fmt.Errorf("expected ':' at byte %d", i)

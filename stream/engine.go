@@ -71,6 +71,9 @@ type Engine struct {
 	closeOnce  sync.Once
 	workers    int
 
+	// sink, for benchmarks, takes the records produced instead of Kafka.
+	sink func(*kgo.Record)
+
 	// produce bookkeeping of the transaction in flight
 	produceErr atomic.Pointer[error]
 	offMu      sync.Mutex
@@ -494,6 +497,10 @@ func (e *Engine) failProduce(err error) { e.produceErr.CompareAndSwap(nil, &err)
 
 // produce sends a record in the transaction in flight.
 func (e *Engine) produce(ctx context.Context, r *kgo.Record) {
+	if e.sink != nil {
+		e.sink(r)
+		return
+	}
 	e.sess.Produce(ctx, r, e.promise)
 }
 
@@ -539,26 +546,45 @@ func (e *Engine) checkpoint(ctx context.Context, work []*partWork, now time.Time
 // batchWorker runs some partitions of a transaction.
 type batchWorker struct {
 	work  []*partWork
-	tasks []Task // of the partition being run
-	buf   []byte // the slab in use
+	tasks []Task       // of the partition being run
+	buf   []byte       // the byte slab in use
+	recs  []kgo.Record // the record slab in use
 }
 
-// slab returns n bytes that live until the transaction ends: cut from a
-// slab per transaction and worker, so a record's bytes are never reused
-// while the client may still send them.
-func (w *batchWorker) slab(n int) []byte {
-	if cap(w.buf)-len(w.buf) < n {
-		w.buf = make([]byte, 0, max(n, 1<<20))
+// buffer returns the free end of a byte slab per transaction and worker
+// (at least bound bytes): a record's bytes are never reused while the
+// client may still send them.
+func (w *batchWorker) buffer(bound int) []byte {
+	if cap(w.buf)-len(w.buf) < bound {
+		w.buf = make([]byte, 0, max(bound, 1<<20))
 	}
-	start := len(w.buf)
-	w.buf = w.buf[:start+n]
-	return w.buf[start : start+n : start+n]
+	return w.buf[len(w.buf):len(w.buf)]
+}
+
+// keep takes b, appended to what buffer returned, into the slab.
+func (w *batchWorker) keep(b []byte) []byte {
+	n := len(w.buf)
+	if len(b) == 0 || len(b) > cap(w.buf)-n || &w.buf[:n+1][n] != &b[0] {
+		return b[:len(b):len(b)] // written elsewhere (over its bound): its own memory
+	}
+	w.buf = w.buf[:n+len(b)]
+	return b[:len(b):len(b)]
+}
+
+// record returns a zero record from the worker's record slab.
+func (w *batchWorker) record() *kgo.Record {
+	if len(w.recs) == 0 {
+		w.recs = make([]kgo.Record, 1024)
+	}
+	r := &w.recs[0]
+	w.recs = w.recs[1:]
+	return r
 }
 
 // runWorker runs a worker's partitions: their records through the tasks
 // of the operators that take each record's topic, then their due timers.
 func (e *Engine) runWorker(ctx context.Context, w *batchWorker, now time.Time) {
-	w.buf = nil // a new slab: the previous transaction's records may still be referenced
+	w.buf, w.recs = nil, nil // new slabs: the previous transaction's records may still be referenced
 	for _, pw := range w.work {
 		w.tasks = pw.p.tasks
 		out := &Emitter{e: e, w: w, partition: pw.p.id, ctx: ctx}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -78,11 +79,14 @@ func newLedgerOp(t Topics, master *masterView, horizon time.Duration, every int,
 func (o *ledgerOp) Name() string     { return LedgerName }
 func (o *ledgerOp) Inputs() []string { return []string{o.topics.Input, o.topics.Repartition} }
 
-// PartitionOf is the input partition of a card: where a producer that
+// partitionOf is the input partition of a card: where a producer that
 // keys records by card id (as Kafka's default partitioner does, murmur2)
-// puts its transactions.
-func (o *ledgerOp) partitionOf(cardID []byte) int32 {
-	return int32(o.route.Partition(&kgo.Record{Key: cardID}, int(o.partitions)))
+// puts its transactions. scratch is the caller's, reused.
+func (o *ledgerOp) partitionOf(cardID string, scratch *kgo.Record) int32 {
+	scratch.Key = unsafe.Slice(unsafe.StringData(cardID), len(cardID)) // read only
+	p := o.route.Partition(scratch, int(o.partitions))
+	scratch.Key = nil
+	return int32(p)
 }
 
 func (o *ledgerOp) NewTask(p int32) Task {
@@ -127,6 +131,7 @@ type ledgerTask struct {
 
 	restore  *ledgerRestore // while restoring
 	restored map[string]int // what the restore found
+	scratch  kgo.Record     // for partitionOf
 }
 
 // RestoreCounts says what the task's restore found.
@@ -206,7 +211,7 @@ func (t *ledgerTask) Process(r *kgo.Record, out *Emitter) {
 	// repartition topic, in this transaction.
 	if r.Topic == t.op.topics.Input {
 		if _, ok := txpipe.ParseID(raw.CardID); ok {
-			if want := t.op.partitionOf([]byte(raw.CardID)); want != r.Partition {
+			if want := t.op.partitionOf(raw.CardID, &t.scratch); want != r.Partition {
 				t.repartition(r, raw.CardID, want, out)
 				return
 			}
@@ -223,11 +228,13 @@ func (t *ledgerTask) Process(r *kgo.Record, out *Emitter) {
 		if reason == "" {
 			t.judged++
 			t.newIDs = append(t.newIDs, segEntry{card: tx.CardID, id: tx.ID, at: tx.Timestamp.Unix()})
-			n := resultSize(&res)
-			value := EncodeResult(out.Slab(n)[:0], res)
-			out.Send(&kgo.Record{Topic: t.op.topics.Validated, Key: r.Key, Value: value, Headers: paymentHeaders}, false)
+			rec := out.Record()
+			rec.Topic, rec.Key, rec.Headers = t.op.topics.Validated, r.Key, paymentHeaders
+			rec.Value = out.Keep(EncodeResult(out.Buffer(resultSize(&res)), res))
+			out.Send(rec, false)
 			if out.Wants(ForwardResults) {
-				out.Forward(ForwardResults, &res)
+				fwd := res // only what is forwarded goes to the heap
+				out.Forward(ForwardResults, &fwd)
 			}
 			return
 		}
@@ -239,8 +246,10 @@ func (t *ledgerTask) Process(r *kgo.Record, out *Emitter) {
 func (t *ledgerTask) reject(r *kgo.Record, out *Emitter, rej txpipe.Rejected) {
 	t.rejected++
 	rej.Source, rej.Seq = sourceOf(r), seqOf(r)
-	value := EncodeRejected(out.Slab(rejectedSize(&rej))[:0], rej)
-	out.Send(&kgo.Record{Topic: t.op.topics.DLQ, Key: r.Key, Value: value, Headers: append(originHeaders(r), paymentHeaders...)}, false)
+	rec := out.Record()
+	rec.Topic, rec.Key, rec.Headers = t.op.topics.DLQ, r.Key, append(originHeaders(r), paymentHeaders...)
+	rec.Value = out.Keep(EncodeRejected(out.Buffer(rejectedSize(&rej)), rej))
+	out.Send(rec, false)
 }
 
 // repartition sends a record to its card's partition of the repartition

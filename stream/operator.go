@@ -141,9 +141,18 @@ func (o *Emitter) Forward(name string, v any) {
 	}
 }
 
-// Slab returns n bytes of the batch's slab, for record keys and values
-// that live until the transaction ends.
-func (o *Emitter) Slab(n int) []byte { return o.w.slab(n) }
+// Buffer returns an empty buffer with room for at least bound bytes, at
+// the end of the transaction's slab: append a record key or value to it
+// and pass the result to Keep.
+func (o *Emitter) Buffer(bound int) []byte { return o.w.buffer(bound) }
+
+// Keep keeps b, appended to what Buffer returned, until the transaction
+// ends, and returns it.
+func (o *Emitter) Keep(b []byte) []byte { return o.w.keep(b) }
+
+// Record returns a record to fill and Send, from the transaction's slab
+// of records (it lives until the transaction ends).
+func (o *Emitter) Record() *kgo.Record { return o.w.record() }
 
 // Now is the engine's clock.
 func (o *Emitter) Now() time.Time { return o.e.clock.Now() }
