@@ -48,6 +48,9 @@ rejected_transactions table with their reason.`,
 				return err
 			}
 			slog.Info("master data published", "cards", len(m.Cards), "customers", len(m.Customers))
+			if err := loadStolen(cmd, cfg, m); err != nil {
+				return err
+			}
 			db, err := openDB(ctx, cfg)
 			if err != nil || db == nil {
 				if err == nil {

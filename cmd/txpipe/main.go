@@ -61,6 +61,6 @@ Without DB_HOST everything runs on Kafka and CSV files alone.`,
 	}
 	root.PersistentFlags().BoolP("verbose", "v", false, "debug logging")
 	config.Flags(root.PersistentFlags())
-	root.AddCommand(newGen(), newMigrate(), newLoad(), newProduce(), newConsume(), newDev(), newBatch(), newDemo(), newBench())
+	root.AddCommand(newGen(), newMigrate(), newLoad(), newProduce(), newConsume(), newDev(), newBatch(), newDemo(), newBench(), newReportStolen(), newSimulate())
 	return root
 }
