@@ -262,7 +262,7 @@ func TestRestoreAfterRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	topics := stream.TopicsFor("pay")
-	const every = 40 // results per partition between checkpoints: about 6 KB
+	const every = 40                                                    // results per partition between checkpoints: about 6 KB
 	run := func(b *embedded.Broker, results, file string, want int64) { // want: rows this run writes
 		t.Helper()
 		src, err := stream.CSVRows(file)
