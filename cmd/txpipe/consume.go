@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/stream"
 )
 
@@ -19,6 +20,7 @@ func newConsume() *cobra.Command {
 		maxBatch        int
 		checkpointEvery int
 		memLimitMiB     int64
+		dedupHorizon    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -62,7 +64,7 @@ commits what is in flight and rewrites the CSV files in event order.`,
 			cc := stream.ConsumeConfig{
 				Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Group: cfg.KafkaGroupID,
 				Instance: instance, ResultsDir: cfg.Results, UntilIdle: untilIdle, MaxBatch: maxBatch,
-				CheckpointEvery: checkpointEvery,
+				CheckpointEvery: checkpointEvery, DedupHorizon: dedupHorizon,
 			}
 			if cfg.HasDB() {
 				// Connected on first use: judging never waits for MySQL.
@@ -81,6 +83,7 @@ commits what is in flight and rewrites the CSV files in event order.`,
 	f.StringVar(&instance, "instance", "", "stable member id of this process (default: host name and a free slot)")
 	f.IntVar(&maxBatch, "batch", stream.DefaultMaxBatch, "records per Kafka transaction")
 	f.IntVar(&checkpointEvery, "checkpoint-every", stream.DefaultCheckpointEvery, "results per partition between two checkpoints of its card states (a restart replays at most about this many)")
+	f.DurationVar(&dedupHorizon, "dedup-horizon", txpipe.DefaultDedupHorizon, "how long, in event time, a card remembers the transaction ids it judged (memory grows with the ids judged in this span)")
 	f.Int64Var(&memLimitMiB, "memory-limit", 192, "soft memory limit in MiB for the garbage collector (0: none; GOMEMLIMIT wins)")
 	return cmd
 }
