@@ -57,7 +57,7 @@ type Retention struct {
 	Time time.Duration
 	// Bytes bounds each partition's size (0: no bound by size). It must
 	// hold more than a validator's checkpoint interval of results
-	// (--checkpoint-every, 50,000 by default, about 120 bytes each).
+	// (--checkpoint-every, 50,000 by default, 150 to 200 bytes each).
 	Bytes int64
 	// SegmentBytes is the size of a log segment: space is freed a whole
 	// segment at a time (0: kfake's 100 MiB).
@@ -69,8 +69,8 @@ type Retention struct {
 // DefaultRetention is the embedded broker's retention: a day, or 32 MiB
 // per partition, whichever is less, checked every 30 s, in 4 MiB
 // segments. A day and 32 MiB are far more than the validator's checkpoint
-// interval (5 minutes, 50,000 results of about 120 bytes per partition),
-// so a restore always finds the results it replays.
+// interval (5 minutes, or 50,000 results of 150 to 200 bytes per
+// partition), so a restore finds the results it replays.
 func DefaultRetention() Retention {
 	return Retention{Time: 24 * time.Hour, Bytes: 32 << 20, SegmentBytes: 4 << 20, Every: 30 * time.Second}
 }
