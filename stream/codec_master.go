@@ -140,7 +140,7 @@ func DecodeStolen(b []byte) (txpipe.StolenCard, error) {
 			}
 			haveID = true
 			id, ok := txpipe.ParseID(string(val))
-			if isString || isNull || !ok {
+			if isString || isNull || !ok || val[0] == '0' { // JSON has no leading zeros
 				return fmt.Errorf("card_id %s is not a positive integer", quoteField(val, isString, isNull))
 			}
 			s.CardID = id

@@ -51,6 +51,7 @@ func TestDecodeStolenStrict(t *testing.T) {
 		`{"card_id":"17","reported_at":"2025-04-01 07:59:54"}`,
 		`{"card_id":0,"reported_at":"2025-04-01 07:59:54"}`,
 		`{"card_id":-3,"reported_at":"2025-04-01 07:59:54"}`,
+		`{"card_id":017,"reported_at":"2025-04-01 07:59:54"}`,
 		`{"card_id":1.5,"reported_at":"2025-04-01 07:59:54"}`,
 		`{"card_id":1e3,"reported_at":"2025-04-01 07:59:54"}`,
 		`{"card_id":null,"reported_at":"2025-04-01 07:59:54"}`,
