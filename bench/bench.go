@@ -234,7 +234,7 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 		b.brokers = []string{addr}
 		b.log.Info("bench: embedded broker started in a child process", "addr", addr)
 	} else if len(b.brokers) == 0 {
-		br, err := embedded.Start(0, "")
+		br, err := embedded.Start(0, "", embedded.WithRetention(embedded.Retention{})) // the bench reads back all it writes
 		if err != nil {
 			return rep, fmt.Errorf("bench: %w", err)
 		}

@@ -188,7 +188,8 @@ func (b *bencher) startBrokerChild(ctx context.Context) (string, func(), error) 
 	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.Command(b.o.Binary, "dev", "--port", strconv.Itoa(port), "--data-dir", "")
+	// No retention: the bench reads back everything it writes.
+	cmd := exec.Command(b.o.Binary, "dev", "--port", strconv.Itoa(port), "--data-dir", "", "--retention", "0", "--retention-bytes", "0")
 	cmd.Dir = b.tmp
 	cmd.Env = environ
 	var stderr bytes.Buffer

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -112,4 +113,89 @@ func DecodeCustomer(b []byte) (txpipe.Customer, error) {
 		err = fmt.Errorf("customer record without a customer_id")
 	}
 	return c, err
+}
+
+// EncodeStolen appends the record value of a card reported stolen:
+// {"card_id":N,"reported_at":"YYYY-MM-DD HH:MM:SS"} (UTC, whole seconds).
+// A cleared card has no value (a tombstone): see StolenRecord.
+func EncodeStolen(b []byte, s txpipe.StolenCard) []byte {
+	b = append(b, `{"card_id":`...)
+	b = strconv.AppendInt(b, s.CardID, 10)
+	b = append(b, `,"reported_at":"`...)
+	b = txpipe.AppendTimestamp(b, txpipe.ReportedAtOf(s.ReportedAt))
+	return append(b, `"}`...)
+}
+
+// DecodeStolen reads the record value of a card reported stolen,
+// strictly: exactly the fields card_id (a positive JSON integer) and
+// reported_at (a "YYYY-MM-DD HH:MM:SS" string), each once.
+func DecodeStolen(b []byte) (txpipe.StolenCard, error) {
+	var s txpipe.StolenCard
+	var haveID, haveAt bool
+	err := flatObject(b, func(key string, val []byte, isString, isNull bool) error {
+		switch key {
+		case "card_id":
+			if haveID {
+				return errors.New("card_id given twice")
+			}
+			haveID = true
+			id, ok := txpipe.ParseID(string(val))
+			if isString || isNull || !ok || val[0] == '0' { // JSON has no leading zeros
+				return fmt.Errorf("card_id %s is not a positive integer", quoteField(val, isString, isNull))
+			}
+			s.CardID = id
+		case "reported_at":
+			if haveAt {
+				return errors.New("reported_at given twice")
+			}
+			haveAt = true
+			t, ok := txpipe.ParseTimestamp(string(val))
+			if !isString || !ok {
+				return fmt.Errorf("reported_at %s is not a \"YYYY-MM-DD HH:MM:SS\" string", quoteField(val, isString, isNull))
+			}
+			s.ReportedAt = t
+		default:
+			return fmt.Errorf("unknown field %q", key)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return txpipe.StolenCard{}, fmt.Errorf("stolen-card record: %w", err)
+	case !haveID || !haveAt:
+		return txpipe.StolenCard{}, errors.New("stolen-card record: card_id and reported_at are both required")
+	}
+	return s, nil
+}
+
+// DecodeStolenRecord reads a record of the stolen-cards topic: its key is
+// the card id in decimal; a tombstone (nil value) clears the card; a
+// value must name the card of its key.
+func DecodeStolenRecord(key, value []byte) (txpipe.StolenCard, error) {
+	id, ok := txpipe.ParseID(string(key))
+	if !ok {
+		return txpipe.StolenCard{}, fmt.Errorf("stolen-card record: key %q is not a card id", truncate(string(key), 64))
+	}
+	if value == nil {
+		return txpipe.StolenCard{CardID: id, Cleared: true}, nil
+	}
+	s, err := DecodeStolen(value)
+	if err != nil {
+		return s, err
+	}
+	if s.CardID != id {
+		return txpipe.StolenCard{}, fmt.Errorf("stolen-card record: key %d but card_id %d", id, s.CardID)
+	}
+	return s, nil
+}
+
+// quoteField shows a JSON value in an error message, cut short.
+func quoteField(val []byte, isString, isNull bool) string {
+	switch {
+	case isNull:
+		return "null"
+	case isString:
+		return strconv.Quote(truncate(string(val), 64))
+	}
+	return truncate(string(val), 64)
 }

@@ -32,6 +32,7 @@ type Topics struct {
 	State       string // checkpoints of the card states, same partition as the card's input (compacted)
 	Cards       string // master data: cards with their limits (compacted)
 	Customers   string // master data: customers with their addresses (compacted)
+	Stolen      string // master data: stolen cards with when they were reported (compacted)
 }
 
 // TopicsFor derives every topic name from the input topic.
@@ -44,6 +45,7 @@ func TopicsFor(input string) Topics {
 		State:       input + ".card-state",
 		Cards:       "txpipe.cards",
 		Customers:   "txpipe.customers",
+		Stolen:      "txpipe.stolen-cards",
 	}
 }
 
@@ -60,7 +62,7 @@ const DefaultPartitions = 8
 func EnsureMasterTopics(ctx context.Context, cl *kgo.Client, t Topics) error {
 	adm := kadm.NewClient(cl)
 	compact := map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
-	for _, name := range []string{t.Cards, t.Customers} {
+	for _, name := range []string{t.Cards, t.Customers, t.Stolen} {
 		if err := createTopic(ctx, adm, name, 1, compact); err != nil {
 			return err
 		}

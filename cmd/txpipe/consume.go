@@ -119,7 +119,7 @@ not; txpipe serve answers from the live stream).`,
 	f.StringVar(&instance, "instance", "", "stable member id of this process (default: host name and a free slot)")
 	f.IntVar(&maxBatch, "batch", stream.DefaultMaxBatch, "records per Kafka transaction")
 	f.IntVar(&checkpointEvery, "checkpoint-every", stream.DefaultCheckpointEvery, "results per partition between two checkpoints of its card states (a restart replays at most about this many)")
-	f.DurationVar(&dedupHorizon, "dedup-horizon", txpipe.DefaultDedupHorizon, "how long, in event time, a card remembers the transaction ids it judged")
+	f.DurationVar(&dedupHorizon, "dedup-horizon", txpipe.DefaultDedupHorizon, "how long, in event time, a card remembers the transaction ids it judged (memory grows with the ids judged in this span)")
 	f.DurationVar(&stopTimeout, "stop-timeout", stream.DefaultStopTimeout, "how long a stop waits for writes in flight")
 	f.Int64Var(&memLimitMiB, "memory-limit", 192, "soft memory limit in MiB for the garbage collector (0: none; GOMEMLIMIT wins)")
 	return cmd

@@ -91,6 +91,9 @@ transaction will then be rejected as unknown_card.`,
 				return fmt.Errorf("publish the master data to Kafka at %s: %w", cfg.KafkaBootstrap, err)
 			}
 			slog.Info("master data published", "cards", len(m.Cards), "customers", len(m.Customers))
+			if err := loadStolen(cmd, cfg, m); err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			if db == nil {
 				fmt.Fprintf(out, "load initial: %d customers, %d cards published (no database configured)\n", len(m.Customers), len(m.Cards))

@@ -64,7 +64,7 @@ Without DB_HOST everything runs on Kafka and CSV files alone.`,
 	root.PersistentFlags().BoolP("verbose", "v", false, "debug logging")
 	config.Flags(root.PersistentFlags())
 	root.Version = version()
-	root.AddCommand(newGen(), newMigrate(), newLoad(), newProduce(), newConsume(), newDev(), newBatch(), newDemo(), newBench(), newReset())
+	root.AddCommand(newGen(), newMigrate(), newLoad(), newProduce(), newConsume(), newDev(), newBatch(), newDemo(), newBench(), newReset(), newReportStolen(), newSimulate())
 	return root
 }
 
