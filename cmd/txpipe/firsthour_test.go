@@ -26,9 +26,9 @@ import (
 	"github.com/txpipe/txpipe/stream/embedded"
 )
 
-// runCLIErr runs a command line in-process and returns its output and
+// runCLIOut runs a command line in-process and returns its output and
 // error.
-func runCLIErr(args ...string) (string, error) {
+func runCLIOut(args ...string) (string, error) {
 	var out bytes.Buffer
 	root := newRoot()
 	root.SetArgs(args)
@@ -66,7 +66,7 @@ func committedSources(t *testing.T, brokers []string, topic string) map[string]i
 }
 
 func TestVersion(t *testing.T) {
-	out, err := runCLIErr("--version")
+	out, err := runCLIOut("--version")
 	if err != nil || !strings.HasPrefix(out, "txpipe version ") {
 		t.Fatalf("--version: %q, %v", out, err)
 	}
@@ -105,7 +105,7 @@ func TestResetStartsOver(t *testing.T) {
 	if out := runCLI(t, "produce"); !strings.Contains(out, "nothing new") {
 		t.Fatalf("a second produce of the same file: %s", out)
 	}
-	out, err := runCLIErr("reset")
+	out, err := runCLIOut("reset")
 	if err == nil || !strings.Contains(out, "rs.validated") || !strings.Contains(err.Error(), "--yes") {
 		t.Fatalf("reset without --yes: %q, %v", out, err)
 	}
