@@ -2,6 +2,7 @@ package txpipe
 
 import (
 	"fmt"
+	"maps"
 	"time"
 )
 
@@ -16,18 +17,21 @@ type MasterData interface {
 	Card(id int64) (Card, bool)
 	// HomeZIP returns the ZIP of a customer's address ("" when unknown).
 	HomeZIP(customerID int64) string
+	// Stolen returns a card's stolen report, when it has one.
+	Stolen(cardID int64) (StolenCard, bool)
 }
 
 // MasterIndex is MasterData kept in maps. It is not safe for concurrent
 // use: the stream layer replaces a shared one instead of changing it.
 type MasterIndex struct {
-	cards map[int64]Card
-	zips  map[int64]string
+	cards  map[int64]Card
+	zips   map[int64]string
+	stolen map[int64]StolenCard
 }
 
 // NewMasterIndex indexes master data (which may be nil).
 func NewMasterIndex(m *Master) *MasterIndex {
-	x := &MasterIndex{cards: map[int64]Card{}, zips: map[int64]string{}}
+	x := &MasterIndex{cards: map[int64]Card{}, zips: map[int64]string{}, stolen: map[int64]StolenCard{}}
 	if m != nil {
 		for _, c := range m.Customers {
 			x.SetCustomer(c)
@@ -45,6 +49,21 @@ func (x *MasterIndex) SetCard(c Card) { x.cards[c.ID] = c }
 // SetCustomer adds or replaces a customer.
 func (x *MasterIndex) SetCustomer(c Customer) { x.zips[c.ID] = ZIP(c.Address) }
 
+// SetStolen records a card's stolen report, or clears it.
+func (x *MasterIndex) SetStolen(s StolenCard) {
+	if s.Cleared {
+		delete(x.stolen, s.CardID)
+		return
+	}
+	x.stolen[s.CardID] = s
+}
+
+// Stolen implements MasterData.
+func (x *MasterIndex) Stolen(cardID int64) (StolenCard, bool) {
+	s, ok := x.stolen[cardID]
+	return s, ok
+}
+
 // Card implements MasterData.
 func (x *MasterIndex) Card(id int64) (Card, bool) {
 	c, ok := x.cards[id]
@@ -59,13 +78,7 @@ func (x *MasterIndex) Cards() int { return len(x.cards) }
 
 // Clone returns a copy that can be changed without changing x.
 func (x *MasterIndex) Clone() *MasterIndex {
-	c := &MasterIndex{cards: make(map[int64]Card, len(x.cards)), zips: make(map[int64]string, len(x.zips))}
-	for k, v := range x.cards {
-		c.cards[k] = v
-	}
-	for k, v := range x.zips {
-		c.zips[k] = v
-	}
+	c := &MasterIndex{cards: maps.Clone(x.cards), zips: maps.Clone(x.zips), stolen: maps.Clone(x.stolen)}
 	return c
 }
 
@@ -286,7 +299,14 @@ func (l *Ledger) JudgeParsed(tx Transaction) (Result, RejectReason, string) {
 				tx.ID, tx.CardID, time.Unix(unpackAt(e.ats[i]), 0).UTC().Format(TimestampLayout), time.Duration(l.horizon)*time.Second)
 		}
 	}
-	status, why, pending := decide(tx.Amount, ZIP(tx.Location), card.CreditLimit, l.master.HomeZIP(card.CustomerID), e.pending)
+	var status Status
+	var why DeclineReason
+	var pending Money
+	if s, ok := l.master.Stolen(tx.CardID); ok && s.StolenAt(tx.EventTime()) {
+		status, why, pending = StatusDeclined, DeclineStolen, e.pending
+	} else {
+		status, why, pending = decide(tx.Amount, ZIP(tx.Location), card.CreditLimit, l.master.HomeZIP(card.CustomerID), e.pending)
+	}
 	e.pending = pending
 	l.remember(e, tx.ID, at)
 	return Result{Transaction: tx, Status: status, PendingBalance: pending, DeclineReason: why, Pos: Unpositioned}, "", ""

@@ -244,12 +244,29 @@ func ParseTransaction(raw RawTransaction) (Transaction, RejectReason, string) {
 	if tx.Timestamp, ok = ParseTimestamp(raw.Timestamp); !ok {
 		return tx, RejectTimestamp, "timestamp " + quoteValue(raw.Timestamp) + " is not YYYY-MM-DD HH:MM:SS"
 	}
+	if raw.Origin != "" {
+		if tx.Origin, err = time.Parse(time.RFC3339Nano, raw.Origin); err != nil {
+			return tx, RejectTimestamp, "event_date_origin " + quoteValue(raw.Origin) + " is not an RFC 3339 time"
+		}
+		tx.Origin = tx.Origin.UTC()
+	}
 	if reason, detail := CheckTransactionText(raw); reason != "" {
 		return tx, reason, detail
 	}
 	tx.Merchant, tx.Location, tx.Type, tx.RelatedID = raw.Merchant, raw.Location, raw.Type, raw.RelatedID
 	return tx, "", ""
 }
+
+func originString(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(OriginLayout)
+}
+
+// OriginLayout is how event_date_origin is written: RFC 3339, UTC, to the
+// millisecond.
+const OriginLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // Longest text fields a transaction may have (the widths of the tables'
 // columns, in characters).
@@ -271,6 +288,7 @@ func (t Transaction) Raw() RawTransaction {
 		Location:      t.Location,
 		Type:          t.Type,
 		RelatedID:     t.RelatedID,
+		Origin:        originString(t.Origin),
 	}
 }
 

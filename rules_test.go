@@ -214,10 +214,21 @@ func TestCutLimit(t *testing.T) {
 }
 
 func TestParseTransaction(t *testing.T) {
-	good := RawTransaction{"7", "3", "Shop", "2025-04-01 01:21:09", "12.50", "x NY 12345", "purchase", ""}
+	good := RawTransaction{"7", "3", "Shop", "2025-04-01 01:21:09", "12.50", "x NY 12345", "purchase", "", ""}
 	tx, reason, _ := ParseTransaction(good)
-	if reason != "" || tx.ID != 7 || tx.CardID != 3 || tx.Amount != 1250 || tx.Raw() != (RawTransaction{"7", "3", "Shop", "2025-04-01 01:21:09", "12.50", "x NY 12345", "purchase", ""}) {
+	if reason != "" || tx.ID != 7 || tx.CardID != 3 || tx.Amount != 1250 || tx.Raw() != (RawTransaction{"7", "3", "Shop", "2025-04-01 01:21:09", "12.50", "x NY 12345", "purchase", "", ""}) {
 		t.Fatalf("ParseTransaction(good) = %+v, %q", tx, reason)
+	}
+	// event_date_origin: RFC 3339, kept to the millisecond, in UTC.
+	withOrigin := good
+	withOrigin.Origin = "2025-04-01T03:21:09.250+02:00"
+	tx, reason, _ = ParseTransaction(withOrigin)
+	if want := time.Date(2025, 4, 1, 1, 21, 9, 250e6, time.UTC); reason != "" || !tx.Origin.Equal(want) || !tx.EventTime().Equal(want) || tx.Raw().Origin != "2025-04-01T01:21:09.250Z" {
+		t.Fatalf("ParseTransaction(with origin) = %+v, %q", tx, reason)
+	}
+	withOrigin.Origin = "yesterday"
+	if _, reason, detail := ParseTransaction(withOrigin); reason != RejectTimestamp || !strings.Contains(detail, "event_date_origin") {
+		t.Fatalf("a bad event_date_origin: %q %q", reason, detail)
 	}
 	for _, tc := range []struct {
 		mod  func(*RawTransaction)
@@ -475,5 +486,43 @@ func TestEventBefore(t *testing.T) {
 		if got := EventBefore(tc.a, tc.b); got != tc.want {
 			t.Errorf("EventBefore(%+v, %+v) = %v", tc.a, tc.b, got)
 		}
+	}
+}
+
+// TestLedgerStolenCard: a payment on a card reported stolen at or before
+// its event time is declined as stolen_card, whatever else holds, and
+// leaves the pending balance; one before the report, or after a clearing,
+// is judged as usual.
+func TestLedgerStolenCard(t *testing.T) {
+	at := time.Date(2025, 4, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		report *StolenCard
+		event  time.Time // the payment's event time (origin)
+		want   DeclineReason
+	}{
+		{"not reported", nil, at, DeclineNone},
+		{"reported before", &StolenCard{CardID: 7, ReportedAt: at.Add(-time.Hour)}, at, DeclineStolen},
+		{"reported in the same second", &StolenCard{CardID: 7, ReportedAt: at}, at.Add(300 * time.Millisecond), DeclineStolen},
+		{"reported after", &StolenCard{CardID: 7, ReportedAt: at.Add(time.Second)}, at.Add(999 * time.Millisecond), DeclineNone},
+		{"cleared", &StolenCard{CardID: 7, Cleared: true}, at, DeclineNone},
+		{"another card reported", &StolenCard{CardID: 8, ReportedAt: at.Add(-time.Hour)}, at, DeclineNone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testMaster()
+			if tc.report != nil {
+				m.SetStolen(StolenCard{CardID: tc.report.CardID, ReportedAt: at.Add(-2 * time.Hour)})
+				m.SetStolen(*tc.report)
+			}
+			l := NewLedger(m, 0)
+			tx := Transaction{ID: 1, CardID: 7, Timestamp: tc.event.Truncate(time.Second), Origin: tc.event, Amount: 100, Location: "x NY 12180"}
+			res, reason, _ := l.JudgeParsed(tx)
+			if reason != "" || res.DeclineReason != tc.want {
+				t.Fatalf("judged %+v %q, want decline reason %q", res, reason, tc.want)
+			}
+			if s, _ := l.State(7); tc.want == DeclineStolen && (s.Pending != 500 || res.Status != StatusDeclined) {
+				t.Fatalf("a stolen-card decline moved the balance: %+v", s)
+			}
+		})
 	}
 }

@@ -53,6 +53,18 @@ type Transaction struct {
 	Type      string
 	RelatedID string // as written; empty when there is none
 	Seq       int64  // input order (line or offset), breaks timestamp ties
+	// Origin is when the payment happened, to the millisecond, when its
+	// producer says (event_date_origin); zero otherwise.
+	Origin time.Time
+}
+
+// EventTime is when the payment happened: Origin when known, else its
+// timestamp.
+func (t *Transaction) EventTime() time.Time {
+	if !t.Origin.IsZero() {
+		return t.Origin
+	}
+	return t.Timestamp
 }
 
 // Status is the state of a judged transaction.
@@ -74,6 +86,9 @@ const (
 	DeclineOverHalf  DeclineReason = "amount_over_half_limit"
 	DeclineLocation  DeclineReason = "location_mismatch"
 	DeclineOverLimit DeclineReason = "over_credit_limit"
+	// DeclineStolen: the card was reported stolen at or before the
+	// payment's event time (checked before the other rules).
+	DeclineStolen DeclineReason = "stolen_card"
 )
 
 // Result is a judged transaction: a row of stream_transactions and, with
@@ -127,6 +142,7 @@ type RawTransaction struct {
 	Location      string
 	Type          string
 	RelatedID     string
+	Origin        string // event_date_origin, RFC 3339; not a CSV column
 }
 
 // Master is the master data: customers, card types and cards, each sorted
@@ -154,4 +170,54 @@ type Rejected struct {
 	Source string   // file:line, or topic/partition/offset
 	Seq    int64    // input order
 	Pos    Position // the rejected row's record (dead-letter or validated topic), when known
+}
+
+// Event types: in every record of the stream topics (the event_type
+// header, and the event_type field of alerts) and in the event staging
+// view.
+const (
+	EventPayment      = "PAYMENT_EVENT"         // a judged payment (a result)
+	EventAlert        = "PAYMENT_ALERT"         // payments on a stolen card in one window of event time
+	EventAlertSummary = "PAYMENT_ALERT_SUMMARY" // a stolen card's payments of the last hour
+)
+
+// Alert is a row of the alerts view: one PAYMENT_ALERT or
+// PAYMENT_ALERT_SUMMARY as the stream emitted it.
+type Alert struct {
+	Type   string // EventAlert or EventAlertSummary
+	CardID int64
+	// From and To bound the event time the alert covers: a window
+	// [From, To) of a PAYMENT_ALERT, the last hour (From, To] of a summary.
+	From, To time.Time
+	Late     bool // a PAYMENT_ALERT of a payment that came after its window closed
+	Count    int64
+	Total    Money
+	// First and Last are the first and last payment's event times.
+	First, Last time.Time
+	// Origin is when the alert's event happened: its last payment's event
+	// time for a PAYMENT_ALERT, the end of the hour for a summary.
+	Origin time.Time
+	JSON   string // the alert record as emitted
+	Pos    Position
+}
+
+// Event is a row of the event staging view: every payment and alert,
+// with when it happened and when the view stored it.
+type Event struct {
+	Type       string
+	CardID     int64
+	Origin     time.Time // event_date_origin
+	Registered time.Time // event_dw_regdate: set by the writer of the view
+	JSON       string    // the record's value
+	Pos        Position
+}
+
+// ViewBatch is what a stream sink writes to a view at once: the rows it
+// consumed and, per topic partition, the offset after them.
+type ViewBatch struct {
+	Results  []Result
+	Rejected []Rejected
+	Alerts   []Alert
+	Events   []Event
+	Next     []Offset
 }

@@ -291,6 +291,10 @@ func EncodeTransaction(b []byte, r txpipe.RawTransaction) []byte {
 	} else {
 		b = appendString(b, r.RelatedID)
 	}
+	if r.Origin != "" {
+		b = append(b, `,"event_date_origin":`...)
+		b = appendString(b, r.Origin)
+	}
 	return append(b, '}')
 }
 
@@ -337,6 +341,8 @@ func decodeTransaction(b []byte, alias bool) (txpipe.RawTransaction, error) {
 			dst = &r.Type
 		case "related_transaction_id":
 			dst = &r.RelatedID
+		case "event_date_origin":
+			dst = &r.Origin
 		default:
 			return nil
 		}
@@ -410,6 +416,11 @@ func EncodeResult(b []byte, r txpipe.Result) []byte {
 	b = append(b, r.DeclineReason...)
 	b = append(b, `","seq":`...)
 	b = strconv.AppendInt(b, r.Seq, 10)
+	if !r.Origin.IsZero() {
+		b = append(b, `,"event_date_origin":"`...)
+		b = r.Origin.AppendFormat(b, txpipe.OriginLayout)
+		b = append(b, '"')
+	}
 	return append(b, '}')
 }
 
@@ -440,6 +451,8 @@ func DecodeResult(b []byte) (txpipe.Result, error) {
 			raw.Type = v
 		case "related_transaction_id":
 			raw.RelatedID = v
+		case "event_date_origin":
+			raw.Origin = v
 		case "status":
 			res.Status = txpipe.Status(v)
 		case "pending_balance":

@@ -43,7 +43,7 @@ func followMaster(ctx context.Context, base []kgo.Opt, t Topics, log *slog.Logge
 	idx := txpipe.NewMasterIndex(nil)
 	f := &masterFollower{view: &masterView{}, topics: t, log: log, done: make(chan struct{})}
 	next := map[string]map[int32]kgo.Offset{}
-	for _, topic := range []string{t.Cards, t.Customers} {
+	for _, topic := range []string{t.Cards, t.Customers, t.Stolen} {
 		ends, err := readRange(ctx, base, topic, nil, false, func(r *kgo.Record) { f.apply(idx, r) })
 		if err != nil {
 			return nil, fmt.Errorf("read master data %s: %w", topic, err)
@@ -106,6 +106,24 @@ func (f *masterFollower) run(ctx context.Context) {
 // apply applies a master-data record to idx; a bad one is logged and
 // skipped (the card or customer keeps its previous data).
 func (f *masterFollower) apply(idx *txpipe.MasterIndex, r *kgo.Record) {
+	if r.Topic == f.topics.Stolen {
+		card, ok := txpipe.ParseID(string(r.Key))
+		if !ok {
+			f.log.Warn("skip stolen-card record: its key is not a card id", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "key", string(r.Key))
+			return
+		}
+		if r.Value == nil { // a tombstone: the report is cleared
+			idx.SetStolen(txpipe.StolenCard{CardID: card, Cleared: true})
+			return
+		}
+		s, err := DecodeStolen(r.Value)
+		if err != nil || s.CardID != card {
+			f.log.Warn("skip bad stolen-card record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+			return
+		}
+		idx.SetStolen(s)
+		return
+	}
 	if r.Value == nil {
 		return
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/txpipe/txpipe"
 )
 
 // Header keys the producer sets on input records.
@@ -19,7 +21,7 @@ const (
 )
 
 // EventPayment is the event type of a transaction record.
-const EventPayment = "PAYMENT_EVENT"
+const EventPayment = txpipe.EventPayment
 
 // DefaultMaxBatch is how many records the validator judges per Kafka
 // transaction at most. Larger transactions cost fewer commits; at 10,000 a
@@ -251,7 +253,7 @@ func MasterEnd(ctx context.Context, brokers []string, t Topics, opts ...kgo.Opt)
 		return 0, fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, t.Cards, t.Customers)
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, t.Cards, t.Customers, t.Stolen)
 	if err != nil {
 		return 0, fmt.Errorf("list end offsets of the master data: %w", err)
 	}
