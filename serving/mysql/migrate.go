@@ -30,7 +30,7 @@ func NewMigrations(db *sql.DB) (*goose.Provider, error) {
 	return goose.NewProvider(goose.DialectMySQL, db, migrations.FS,
 		goose.WithSessionLocker(advisoryLock{}),
 		goose.WithDisableGlobalRegistry(true),
-		goose.WithGoMigrations(positionsMigration))
+		goose.WithGoMigrations(positionsMigration, serveMigration))
 }
 
 func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
@@ -49,7 +49,10 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 		}
 		return fmt.Errorf("migrations: %w", err)
 	}
-	return verifySchema(ctx, db)
+	if err := verifySchema(ctx, db); err != nil {
+		return err
+	}
+	return verifyIndexes(ctx, db)
 }
 
 // migrationName names a migration in logs and errors: its file, or its
