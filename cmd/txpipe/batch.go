@@ -11,6 +11,7 @@ import (
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/batch"
 	"github.com/txpipe/txpipe/config"
+	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/stream"
 )
 
@@ -18,6 +19,7 @@ func newBatch() *cobra.Command {
 	var (
 		parquet   bool
 		noPublish bool
+		addr      string
 	)
 	cmd := &cobra.Command{
 		Use:   "batch",
@@ -41,7 +43,13 @@ success; one summary line on stdout, logs on stderr.`,
 			if err != nil {
 				return err
 			}
+			obs, _, err := observe(addr, cfg, !noPublish, true)
+			if err != nil {
+				return err
+			}
+			defer obs.close()
 			sum, err := runBatch(cmd.Context(), cfg, parquet, !noPublish)
+			metrics.ObserveBatch(sum.Elapsed, sum.Approved, sum.Declined, err)
 			if err != nil {
 				return err
 			}
@@ -51,6 +59,7 @@ success; one summary line on stdout, logs on stderr.`,
 	}
 	cmd.Flags().BoolVar(&parquet, "parquet", false, "also write results/*.parquet")
 	cmd.Flags().BoolVar(&noPublish, "no-publish", false, "do not republish changed limits to Kafka")
+	metricsFlag(cmd, &addr)
 	return cmd
 }
 
@@ -70,7 +79,7 @@ func runBatch(ctx context.Context, cfg *config.Config, parquet, publish bool) (b
 		o.Publish = func(ctx context.Context, changed []txpipe.Card) error {
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			return stream.PublishMaster(ctx, cfg.Brokers(), stream.TopicsFor(cfg.KafkaTopic), changed, nil)
+			return stream.PublishMaster(ctx, cfg.Brokers(), stream.TopicsFor(cfg.KafkaTopic), changed, nil, metrics.KafkaOpts("batch")...)
 		}
 	}
 	return batch.Run(ctx, o)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/stream"
 )
 
@@ -19,6 +20,7 @@ func newConsume() *cobra.Command {
 		maxBatch        int
 		checkpointEvery int
 		memLimitMiB     int64
+		metricsAddr     string
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -62,8 +64,14 @@ commits what is in flight and rewrites the CSV files in event order.`,
 			cc := stream.ConsumeConfig{
 				Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Group: cfg.KafkaGroupID,
 				Instance: instance, ResultsDir: cfg.Results, UntilIdle: untilIdle, MaxBatch: maxBatch,
-				CheckpointEvery: checkpointEvery,
+				CheckpointEvery: checkpointEvery, ClientOpts: metrics.KafkaOpts("consume"),
 			}
+			obs, cl, err := observe(metricsAddr, cfg, true, true)
+			if err != nil {
+				return err
+			}
+			defer obs.close()
+			obs.pollLag(cl, cfg.KafkaGroupID, cfg.KafkaTopic)
 			if cfg.HasDB() {
 				// Connected on first use: judging never waits for MySQL.
 				store := &lazyStore{cfg: cfg.MySQL()}
@@ -82,5 +90,6 @@ commits what is in flight and rewrites the CSV files in event order.`,
 	f.IntVar(&maxBatch, "batch", stream.DefaultMaxBatch, "records per Kafka transaction")
 	f.IntVar(&checkpointEvery, "checkpoint-every", stream.DefaultCheckpointEvery, "results per partition between two checkpoints of its card states (a restart replays at most about this many)")
 	f.Int64Var(&memLimitMiB, "memory-limit", 192, "soft memory limit in MiB for the garbage collector (0: none; GOMEMLIMIT wins)")
+	metricsFlag(cmd, &metricsAddr)
 	return cmd
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/txpipe/txpipe/config"
 	"github.com/txpipe/txpipe/stream/embedded"
 )
 
@@ -13,6 +15,7 @@ func newDev() *cobra.Command {
 	var (
 		port    int
 		dataDir string
+		addr    string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -31,6 +34,12 @@ timeout of consumers, restart it.`,
 				return err
 			}
 			defer b.Close()
+			self := &config.Config{KafkaBootstrap: strings.Join(b.Addrs(), ",")}
+			obs, _, err := observe(addr, self, true, false)
+			if err != nil {
+				return err
+			}
+			defer obs.close()
 			slog.Info("embedded broker running; Ctrl-C stops it", "addrs", b.Addrs(), "data_dir", dataDir)
 			fmt.Fprintf(cmd.OutOrStdout(), "dev: broker listening on %v\n", b.Addrs())
 			<-cmd.Context().Done()
@@ -40,5 +49,6 @@ timeout of consumers, restart it.`,
 	}
 	cmd.Flags().IntVar(&port, "port", 9092, "port on 127.0.0.1")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "dev-data", "where topics persist (empty: in memory)")
+	metricsFlag(cmd, &addr)
 	return cmd
 }

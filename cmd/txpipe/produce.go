@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/serving/csvfile"
 	"github.com/txpipe/txpipe/stream"
 )
@@ -18,6 +19,7 @@ func newProduce() *cobra.Command {
 		fromDB bool
 		rate   float64
 		noBar  bool
+		addr   string
 	)
 	cmd := &cobra.Command{
 		Use:   "produce",
@@ -62,7 +64,13 @@ dead-letter topic; the validator judges everything else.`,
 					return err
 				}
 			}
-			pc := stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Rate: rate}
+			obs, _, err := observe(addr, cfg, true, fromDB)
+			if err != nil {
+				return err
+			}
+			defer obs.close()
+			pc := stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Rate: rate,
+				ClientOpts: append(metrics.KafkaOpts("produce"), metrics.ProducedHook())}
 			if !noBar && stream.IsTerminal(os.Stderr) {
 				pc.Progress = os.Stderr
 			}
@@ -76,5 +84,6 @@ dead-letter topic; the validator judges everything else.`,
 	f.BoolVar(&fromDB, "from-db", false, "publish MySQL's transactions table instead of a file")
 	f.Float64Var(&rate, "rate", 0, "records per second (0: as fast as the broker takes)")
 	f.BoolVar(&noBar, "no-progress", false, "no progress bar")
+	metricsFlag(cmd, &addr)
 	return cmd
 }
