@@ -268,16 +268,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(sw, r.Body, maxBodyBytes)
+	// Before the route: without the token nothing tells which /api paths
+	// exist.
+	if s.Token != "" && strings.HasPrefix(r.URL.Path, "/api/") && !s.authorized(r) {
+		Error(sw, r, s.Log, errUnauthorized)
+		return
+	}
 	if pattern == "" {
 		if _, p := s.paths.Handler(r); p != "" {
 			Error(sw, r, s.Log, errMethodNotAllowed)
 		} else {
 			Error(sw, r, s.Log, errRouteNotFound)
 		}
-		return
-	}
-	if s.Token != "" && strings.HasPrefix(r.URL.Path, "/api/") && !s.authorized(r) {
-		Error(sw, r, s.Log, errUnauthorized)
 		return
 	}
 	s.mux.ServeHTTP(sw, r)

@@ -80,9 +80,16 @@ func (q *Queries) inTx(ctx context.Context, what string, fn func(ctx context.Con
 		if err != nil {
 			return err
 		}
+		if testHookAfterCutoffs != nil {
+			testHookAfterCutoffs()
+		}
 		return fn(ctx, tx, cut)
 	})
 }
+
+// testHookAfterCutoffs, for tests, runs in a card or customer answer's
+// transaction after its first read.
+var testHookAfterCutoffs func()
 
 type rowQuerier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)

@@ -12,11 +12,12 @@ import (
 // serveMigration (version 5) adds the indexes the query side (txpipe
 // serve) reads through:
 //
-//   - a card's transactions in event order, in the batch view and in the
-//     stream view: (card_id, timestamp, seq), which replaces the index on
-//     card_id alone;
-//   - a merchant's transactions in event order: (merchant_name,
-//     timestamp, seq) on both;
+//   - a card's transactions by time, in the batch view and in the stream
+//     view: (card_id, timestamp), which replaces the index on card_id
+//     alone (InnoDB appends the primary key, transaction_id, the answers'
+//     second sort key);
+//   - a merchant's transactions by time: (merchant_name, timestamp) on
+//     both;
 //   - a card by its number: cards (card_number);
 //   - rejected rows by reason, in Kafka position order: (reason) (InnoDB
 //     appends the primary key, the position).
@@ -36,11 +37,11 @@ type serveIndex struct {
 // serveIndexes are the indexes of version 5, for the schema check and
 // the EXPLAIN tests.
 var serveIndexes = []serveIndex{
-	{table: "batch_transactions", name: "batch_card_event", cols: "card_id, `timestamp`, seq"},
-	{table: "batch_transactions", name: "batch_merchant_event", cols: "merchant_name, `timestamp`, seq"},
+	{table: "batch_transactions", name: "batch_card_time", cols: "card_id, `timestamp`"},
+	{table: "batch_transactions", name: "batch_merchant_time", cols: "merchant_name, `timestamp`"},
 	{table: "batch_transactions", name: "batch_card", cols: "card_id", drop: true},
-	{table: "stream_transactions", name: "stream_card_event", cols: "card_id, `timestamp`, seq"},
-	{table: "stream_transactions", name: "stream_merchant_event", cols: "merchant_name, `timestamp`, seq"},
+	{table: "stream_transactions", name: "stream_card_time", cols: "card_id, `timestamp`"},
+	{table: "stream_transactions", name: "stream_merchant_time", cols: "merchant_name, `timestamp`"},
 	{table: "stream_transactions", name: "stream_card", cols: "card_id", drop: true},
 	{table: "cards", name: "cards_number", cols: "card_number"},
 	{table: "rejected_transactions", name: "rejected_reason", cols: "reason"},

@@ -43,7 +43,7 @@ func TestServeMigration(t *testing.T) {
 
 	// Interrupted: one index added, the old one still there, no version row.
 	for _, q := range []string{
-		"ALTER TABLE stream_transactions DROP INDEX stream_merchant_event, ADD INDEX stream_card (card_id)",
+		"ALTER TABLE stream_transactions DROP INDEX stream_merchant_time, ADD INDEX stream_card (card_id)",
 		"ALTER TABLE cards DROP INDEX cards_number",
 		"DELETE FROM goose_db_version WHERE version_id >= 5",
 	} {
@@ -67,11 +67,11 @@ func TestServeMigration(t *testing.T) {
 	}
 	wantServeIndexes(t, db2, true)
 
-	if _, err := db2.SQL.Exec("ALTER TABLE batch_transactions DROP INDEX batch_merchant_event"); err != nil {
+	if _, err := db2.SQL.Exec("ALTER TABLE batch_transactions DROP INDEX batch_merchant_time"); err != nil {
 		t.Fatal(err)
 	}
 	_, err = Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err == nil || !strings.Contains(err.Error(), "batch_transactions.batch_merchant_event") {
+	if err == nil || !strings.Contains(err.Error(), "batch_transactions.batch_merchant_time") {
 		t.Fatalf("Open with an index dropped by hand: %v", err)
 	}
 }
