@@ -62,6 +62,9 @@ type Rate struct {
 	PerSecond     float64
 	P50, P99      time.Duration
 	PeakRSSMiB    float64 // the child serve process's (0: in-process)
+	RSSMiB        float64 // the child's resident memory after the load
+	HeapMiB       float64 // the child's Go heap in use after the load
+	Held          string  // what the child holds in memory (without a database)
 	RowsPerAnswer float64
 }
 
@@ -195,10 +198,17 @@ func RunServe(ctx context.Context, o ServeOptions) (rep ServeReport, err error) 
 	viaHTTP := func(base string) func(r request) (int, error) {
 		return func(r request) (int, error) { return getPage(ctx, httpClient, base+r.path) }
 	}
-	load(ctx, "warm-up bare", warm, o.Clients, bare)
-	load(ctx, "warm-up api", warm, o.Clients, viaHTTP(srv.URL()))
-	rep.Bare = load(ctx, "bare SQL", reqs, o.Clients, bare)
-	rep.API = load(ctx, "api", reqs, o.Clients, viaHTTP(srv.URL()))
+	load(ctx, warm, o.Clients, bare)
+	load(ctx, warm, o.Clients, viaHTTP(srv.URL()))
+	// Alternated in rounds, so that what else the machine does weighs on
+	// both alike.
+	var bareRounds, apiRounds []measured
+	for i := range serveRounds {
+		part := reqs[i*len(reqs)/serveRounds : (i+1)*len(reqs)/serveRounds]
+		bareRounds = append(bareRounds, load(ctx, part, o.Clients, bare))
+		apiRounds = append(apiRounds, load(ctx, part, o.Clients, viaHTTP(srv.URL())))
+	}
+	rep.Bare, rep.API = combine("bare SQL", bareRounds), combine("api", apiRounds)
 	if rep.Bare.PerSecond > 0 {
 		rep.Ratio = rep.API.PerSecond / rep.Bare.PerSecond
 	}
@@ -393,9 +403,20 @@ func getPage(ctx context.Context, cl *http.Client, u string) (int, error) {
 	return strings.Count(string(b), `"transaction_id"`), nil
 }
 
+// serveRounds is how many rounds the bare and the API phases alternate in.
+const serveRounds = 4
+
+// measured is one load: its latencies, errors, rows and time.
+type measured struct {
+	lat    []time.Duration
+	errors int
+	rows   int64
+	took   time.Duration
+}
+
 // load issues reqs from clients goroutines (each takes the next request)
-// and measures the rate and the latencies.
-func load(ctx context.Context, name string, reqs []request, clients int, do func(request) (int, error)) Rate {
+// and measures the latencies.
+func load(ctx context.Context, reqs []request, clients int, do func(request) (int, error)) measured {
 	lat := make([]time.Duration, len(reqs))
 	var next, errs, rows atomic.Int64
 	var wg sync.WaitGroup
@@ -420,9 +441,26 @@ func load(ctx context.Context, name string, reqs []request, clients int, do func
 		}()
 	}
 	wg.Wait()
-	r := Rate{Name: name, Requests: len(reqs), Errors: int(errs.Load()), Took: time.Since(start)}
-	r.PerSecond = float64(len(reqs)) / r.Took.Seconds()
-	r.RowsPerAnswer = float64(rows.Load()) / float64(len(reqs))
+	return measured{lat: lat, errors: int(errs.Load()), rows: rows.Load(), took: time.Since(start)}
+}
+
+// combine makes one rate of loads.
+func combine(name string, ms []measured) Rate {
+	r := Rate{Name: name}
+	var lat []time.Duration
+	var rows int64
+	for _, m := range ms {
+		lat = append(lat, m.lat...)
+		r.Errors += m.errors
+		r.Took += m.took
+		rows += m.rows
+	}
+	r.Requests = len(lat)
+	if r.Requests == 0 {
+		return r
+	}
+	r.PerSecond = float64(r.Requests) / r.Took.Seconds()
+	r.RowsPerAnswer = float64(rows) / float64(r.Requests)
 	slices.Sort(lat)
 	r.P50, r.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
 	return r
@@ -498,11 +536,44 @@ func childServe(ctx context.Context, o ServeOptions, tmp string, env map[string]
 	}
 	o.Log.Info("bench serve: child ready", "name", name, "took", time.Since(began).Round(time.Millisecond))
 	fetch := func(r request) (int, error) { return getPage(ctx, cl, base+r.path) }
-	load(ctx, "warm-up "+name, reqs[:min(len(reqs), 1000)], o.Clients, fetch)
-	r := load(ctx, name, reqs, o.Clients, fetch)
+	load(ctx, reqs[:min(len(reqs), 1000)], o.Clients, fetch)
+	r := combine(name, []measured{load(ctx, reqs, o.Clients, fetch)})
+	// What it holds once loaded: its own report of resident and heap
+	// memory (after the load's garbage is collected at the next cycle).
+	if body, err := getBody(ctx, cl, base+"/metrics"); err == nil {
+		r.RSSMiB = metricValue(body, "process_resident_memory_bytes") / (1 << 20)
+		r.HeapMiB = metricValue(body, "go_memstats_heap_inuse_bytes") / (1 << 20)
+		r.Held = fmt.Sprintf("batch %.0f, stream %.0f, rejected %.0f rows", metricValue(body, `txpipe_serve_rows{view="batch"}`),
+			metricValue(body, `txpipe_serve_rows{view="stream"}`), metricValue(body, `txpipe_serve_rows{view="rejected"}`))
+	}
 	r.PeakRSSMiB = stopRSS()
 	stop()
 	return r, nil
+}
+
+func getBody(ctx context.Context, cl *http.Client, u string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// metricValue reads a series' value from a /metrics body (0 when absent).
+func metricValue(body, series string) float64 {
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v
+		}
+	}
+	return 0
 }
 
 func getStatus(ctx context.Context, cl *http.Client, u string) (int, error) {
@@ -522,19 +593,25 @@ func getStatus(ctx context.Context, cl *http.Client, u string) (int, error) {
 func (rep ServeReport) write(w io.Writer) {
 	fmt.Fprintf(w, "txpipe bench serve: %d transactions, %d cards; card and merchant transactions, pages of %d, %d requests per phase\n",
 		rep.Transactions, rep.Cards, api.DefaultLimit, rep.Bare.Requests)
-	fmt.Fprintf(w, "%-30s %10s %10s %10s %8s %8s %12s\n", "phase", "req/s", "p50 ms", "p99 ms", "rows", "errors", "peak RSS MiB")
+	fmt.Fprintf(w, "%-28s %8s %8s %8s %6s %6s %9s %8s %8s\n", "phase", "req/s", "p50 ms", "p99 ms", "rows", "errors", "peak RSS", "RSS", "heap")
+	mib := func(f float64) string {
+		if f <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f MiB", f)
+	}
 	for _, r := range []Rate{rep.Bare, rep.API, rep.ChildMySQL, rep.ChildMemory} {
 		if r.Requests == 0 {
 			continue
 		}
-		rss := "-"
-		if r.PeakRSSMiB > 0 {
-			rss = fmt.Sprintf("%.0f", r.PeakRSSMiB)
-		}
-		fmt.Fprintf(w, "%-30s %10.0f %10.2f %10.2f %8.1f %8d %12s\n", r.Name, r.PerSecond,
-			float64(r.P50.Microseconds())/1000, float64(r.P99.Microseconds())/1000, r.RowsPerAnswer, r.Errors, rss)
+		fmt.Fprintf(w, "%-28s %8.0f %8.2f %8.2f %6.1f %6d %9s %8s %8s\n", r.Name, r.PerSecond,
+			float64(r.P50.Microseconds())/1000, float64(r.P99.Microseconds())/1000, r.RowsPerAnswer, r.Errors,
+			mib(r.PeakRSSMiB), mib(r.RSSMiB), mib(r.HeapMiB))
 	}
-	fmt.Fprintf(w, "bench serve: api_vs_bare=%.2f api_rps=%d bare_rps=%d child_mysql_rps=%d child_mysql_rss_mib=%d child_memory_rps=%d child_memory_rss_mib=%d setup_s=%.0f\n",
-		rep.Ratio, round(rep.API.PerSecond), round(rep.Bare.PerSecond), round(rep.ChildMySQL.PerSecond), round(rep.ChildMySQL.PeakRSSMiB),
-		round(rep.ChildMemory.PerSecond), round(rep.ChildMemory.PeakRSSMiB), rep.Setup.Seconds())
+	if rep.ChildMemory.Held != "" {
+		fmt.Fprintf(w, "serve without a database holds: %s\n", rep.ChildMemory.Held)
+	}
+	fmt.Fprintf(w, "bench serve: api_vs_bare=%.2f api_rps=%d bare_rps=%d child_mysql_rps=%d child_mysql_rss_mib=%d child_memory_rps=%d child_memory_rss_mib=%d child_memory_peak_rss_mib=%d setup_s=%.0f\n",
+		rep.Ratio, round(rep.API.PerSecond), round(rep.Bare.PerSecond), round(rep.ChildMySQL.PerSecond), round(rep.ChildMySQL.RSSMiB),
+		round(rep.ChildMemory.PerSecond), round(rep.ChildMemory.RSSMiB), round(rep.ChildMemory.PeakRSSMiB), rep.Setup.Seconds())
 }

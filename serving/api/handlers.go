@@ -69,14 +69,17 @@ func (s *Server) transactions(w http.ResponseWriter, r *http.Request, q txpipe.T
 	if err != nil {
 		return err
 	}
-	out := transactionPage{Items: make([]transactionJSON, 0, len(page.Rows))}
-	for _, row := range page.Rows {
-		out.Items = append(out.Items, toTransaction(row))
-	}
+	next := ""
 	if page.More && len(page.Rows) > 0 {
-		out.NextCursor = txCursor(page.Rows[len(page.Rows)-1].Key())
+		next = txCursor(page.Rows[len(page.Rows)-1].Key())
 	}
-	writeJSON(w, http.StatusOK, out)
+	bp := bufs.Get().(*[]byte)
+	b := append(appendTransactionPage((*bp)[:0], page.Rows, next), '\n')
+	writeBody(w, http.StatusOK, b)
+	if cap(b) <= 1<<20 {
+		*bp = b[:0]
+		bufs.Put(bp)
+	}
 	return nil
 }
 

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/internal/mask"
@@ -26,57 +28,137 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	if err != nil {
 		code, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
 	}
+	writeBody(w, code, append(b, '\n'))
+}
+
+// writeBody writes a JSON answer's bytes.
+func writeBody(w http.ResponseWriter, code int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(code)
-	w.Write(append(b, '\n'))
+	w.Write(b)
 }
 
-type transactionJSON struct {
-	TransactionID  int64   `json:"transaction_id"`
-	CardID         int64   `json:"card_id"`
-	Merchant       string  `json:"merchant_name"`
-	Timestamp      string  `json:"timestamp"`
-	Amount         string  `json:"amount"`
-	Location       string  `json:"location"`
-	Type           string  `json:"transaction_type"`
-	RelatedID      *string `json:"related_transaction_id"`
-	Status         string  `json:"status"`
-	PendingBalance string  `json:"pending_balance"`
-	DeclineReason  string  `json:"decline_reason"`
-	// Layer says where the row comes from: "batch" (settled, in the last
-	// batch view) or "stream" (after its cut-off, pending or declined).
-	Layer          string `json:"layer"`
-	KafkaPartition *int32 `json:"kafka_partition,omitempty"`
-	KafkaOffset    *int64 `json:"kafka_offset,omitempty"`
-}
+// bufs are the buffers of hand-written answers.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-func toTransaction(r txpipe.TxRow) transactionJSON {
-	t := transactionJSON{
-		TransactionID: r.ID, CardID: r.CardID, Merchant: mask.Digits(r.Merchant),
-		Timestamp: r.Timestamp.Format(txpipe.TimestampLayout), Amount: r.Amount.String(),
-		Location: mask.Digits(r.Location), Type: mask.Digits(r.Type), Status: string(r.Status),
-		PendingBalance: r.PendingBalance.String(), DeclineReason: string(r.DeclineReason), Layer: "batch",
-	}
-	if r.RelatedID != "" {
-		s := mask.Digits(r.RelatedID)
-		t.RelatedID = &s
-	}
-	if !r.Settled {
-		t.Layer = "stream"
-		if r.Pos.Offset >= 0 {
-			p, o := r.Pos.Partition, r.Pos.Offset
-			t.KafkaPartition, t.KafkaOffset = &p, &o
+// appendTransactionPage appends the JSON of a page of transactions:
+// {"items":[...],"next_cursor":"..."}. Written by hand (the answers read
+// most often): each item carries the result files' field names,
+// "layer" ("batch": settled in the last batch view; "stream": after its
+// cut-off) and, for stream rows, kafka_partition and kafka_offset.
+func appendTransactionPage(b []byte, rows []txpipe.TxRow, next string) []byte {
+	b = append(b, `{"items":[`...)
+	for i := range rows {
+		if i > 0 {
+			b = append(b, ',')
 		}
+		b = appendTransaction(b, &rows[i])
 	}
-	return t
+	b = append(b, ']')
+	if next != "" {
+		b = append(b, `,"next_cursor":`...)
+		b = appendString(b, next)
+	}
+	return append(b, '}')
 }
 
-type transactionPage struct {
-	Items      []transactionJSON `json:"items"`
-	NextCursor string            `json:"next_cursor,omitempty"`
+func appendTransaction(b []byte, r *txpipe.TxRow) []byte {
+	b = append(b, `{"transaction_id":`...)
+	b = strconv.AppendInt(b, r.ID, 10)
+	b = append(b, `,"card_id":`...)
+	b = strconv.AppendInt(b, r.CardID, 10)
+	b = append(b, `,"merchant_name":`...)
+	b = appendString(b, mask.Digits(r.Merchant))
+	b = append(b, `,"timestamp":"`...)
+	b = txpipe.AppendTimestamp(b, r.Timestamp)
+	b = append(b, `","amount":"`...)
+	b = r.Amount.Append(b)
+	b = append(b, `","location":`...)
+	b = appendString(b, mask.Digits(r.Location))
+	b = append(b, `,"transaction_type":`...)
+	b = appendString(b, mask.Digits(r.Type))
+	b = append(b, `,"related_transaction_id":`...)
+	if r.RelatedID == "" {
+		b = append(b, "null"...)
+	} else {
+		b = appendString(b, mask.Digits(r.RelatedID))
+	}
+	b = append(b, `,"status":`...)
+	b = appendString(b, string(r.Status))
+	b = append(b, `,"pending_balance":"`...)
+	b = r.PendingBalance.Append(b)
+	b = append(b, `","decline_reason":`...)
+	b = appendString(b, string(r.DeclineReason))
+	if r.Settled {
+		return append(b, `,"layer":"batch"}`...)
+	}
+	b = append(b, `,"layer":"stream"`...)
+	if r.Pos.Offset >= 0 {
+		b = append(b, `,"kafka_partition":`...)
+		b = strconv.AppendInt(b, int64(r.Pos.Partition), 10)
+		b = append(b, `,"kafka_offset":`...)
+		b = strconv.AppendInt(b, r.Pos.Offset, 10)
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string, as encoding/json writes it
+// (invalid UTF-8 as U+FFFD, <, > and & escaped).
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 type batchJSON struct {

@@ -141,14 +141,15 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		err := s.srv.Shutdown(ctx)
-		if err != nil {
+		if err := s.srv.Shutdown(ctx); err != nil {
+			// Requests still running, or connections a client opened and
+			// never used (the server waits 5 s for those): cut them.
 			s.srv.Close()
+			s.Log.Info("api: connections still open at the end of the shutdown were closed")
 		}
-		if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-			err = serr
+		if err := <-s.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.closeErr = err
 		}
-		s.closeErr = err
 	})
 	return s.closeErr
 }

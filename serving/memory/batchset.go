@@ -28,7 +28,6 @@ type batchSet struct {
 	m        batch.Manifest
 	cut      txpipe.Cutoffs
 	txs      *view
-	strs     *interner
 	cards    map[int64]txpipe.Card // cards_updated
 	scores   map[int64]int64       // customers_updated: the new credit scores
 	finished time.Time
@@ -40,7 +39,7 @@ var errMismatch = errors.New("does not match the manifest")
 // loadSet reads every file of the manifest, checking each one's size and
 // SHA-256 in the same pass that parses it.
 func loadSet(dir string, m batch.Manifest) (*batchSet, error) {
-	set := &batchSet{m: m, txs: newView(), strs: newInterner(), cards: map[int64]txpipe.Card{}, scores: map[int64]int64{},
+	set := &batchSet{m: m, txs: newView(), cards: map[int64]txpipe.Card{}, scores: map[int64]int64{},
 		cut: txpipe.Cutoffs{Batch: true, Topic: m.Topic, Next: m.Cutoffs}}
 	if set.cut.Next == nil {
 		set.cut.Next = map[int32]int64{}
@@ -142,7 +141,7 @@ func (set *batchSet) addTx(rec []string) error {
 	if r.PendingBalance, err = txpipe.ParseMoney(rec[9]); err != nil {
 		return fmt.Errorf("pending_balance: %w", err)
 	}
-	set.txs.add(compactRow(set.strs, &r))
+	set.txs.add(&r)
 	return nil
 }
 

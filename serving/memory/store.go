@@ -56,7 +56,6 @@ type Store struct {
 	mu       sync.RWMutex
 	set      *batchSet         // the batch views in use; nil before the first batch
 	stream   *view             // the stream rows after set's cut-off
-	strs     *interner         // the strings of stream
 	rejected []txpipe.Rejected // sorted by position
 	next     map[txpipe.Offset]int64
 	targets  map[txpipe.Offset]int64 // end offsets at Open: ready once read to them
@@ -78,8 +77,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Reload <= 0 {
 		cfg.Reload = 2 * time.Second
 	}
-	s := &Store{cfg: cfg, log: cfg.Log.With("component", "serve"), stream: newView(), strs: newInterner(),
-		next: map[txpipe.Offset]int64{}}
+	s := &Store{cfg: cfg, log: cfg.Log.With("component", "serve"), stream: newView(), next: map[txpipe.Offset]int64{}}
 	m, err := csvfile.ReadMaster(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("serve: master data: %w", err)
@@ -204,7 +202,9 @@ type decoded struct {
 	isCtl bool
 }
 
-func (s *Store) decode(r *kgo.Record) decoded {
+// decode decodes a record; a result the batch view holds already (below
+// cut) is not decoded at all.
+func (s *Store) decode(r *kgo.Record, cut txpipe.Cutoffs) decoded {
 	d := decoded{tp: txpipe.Offset{Topic: r.Topic, Partition: r.Partition}, next: r.Offset + 1}
 	if r.Attrs.IsControl() {
 		d.isCtl = true
@@ -213,6 +213,9 @@ func (s *Store) decode(r *kgo.Record) decoded {
 	pos := txpipe.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 	source := func() string { return fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset) }
 	if r.Topic == s.cfg.Topics.Validated {
+		if cut.Settled(pos) {
+			return d
+		}
 		res, err := stream.DecodeResult(r.Value)
 		if err == nil {
 			res.Pos = pos
@@ -246,20 +249,23 @@ func truncate(s string, n int) string {
 // apply adds what was polled: stream rows past the cut-off (those before
 // it are in the batch view already), every rejected row.
 func (s *Store) apply(fs kgo.Fetches) {
+	s.mu.RLock()
+	cut := s.cutoffs()
+	s.mu.RUnlock()
 	var ds []decoded
-	fs.EachRecord(func(r *kgo.Record) { ds = append(ds, s.decode(r)) })
+	fs.EachRecord(func(r *kgo.Record) { ds = append(ds, s.decode(r, cut)) })
 	if len(ds) == 0 {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cut := s.cutoffs()
+	cut = s.cutoffs() // a new batch set may have come meanwhile: its cut-off is higher
 	for _, d := range ds {
 		s.next[d.tp] = max(s.next[d.tp], d.next)
 		switch {
 		case d.res != nil:
 			if !cut.Settled(d.res.Pos) {
-				s.stream.add(s.compact(d.res))
+				s.stream.add(d.res)
 			}
 		case d.rej != nil:
 			s.addRejected(*d.rej)
@@ -275,16 +281,6 @@ func (s *Store) cutoffs() txpipe.Cutoffs {
 		return txpipe.Cutoffs{}
 	}
 	return s.set.cut
-}
-
-func (s *Store) compact(r *txpipe.Result) row {
-	return compactRow(s.strs, r)
-}
-
-func compactRow(in *interner, r *txpipe.Result) row {
-	return row{id: r.ID, card: r.CardID, ts: r.Timestamp.Unix(), amount: r.Amount, balance: r.PendingBalance,
-		off: r.Pos.Offset, part: r.Pos.Partition, merchant: in.id(r.Merchant), location: in.id(r.Location),
-		typ: in.id(r.Type), related: in.id(r.RelatedID), status: in.id(string(r.Status)), reason: in.id(string(r.DeclineReason))}
 }
 
 func posLess(a, b txpipe.Position) bool {
@@ -356,14 +352,8 @@ func (s *Store) reload() {
 	set.finished = runFinished(filepath.Join(s.cfg.ResultsDir, batch.RunsFile), m)
 	s.mu.Lock()
 	s.set = set
-	kept := newView()
 	old := s.stream
-	for i := range old.rows {
-		r := &old.rows[i]
-		if !set.cut.Settled(txpipe.Position{Partition: r.part, Offset: r.off}) {
-			kept.add(*r)
-		}
-	}
+	kept := old.keep(func(r *row) bool { return !set.cut.Settled(txpipe.Position{Partition: r.part, Offset: r.off}) })
 	s.stream = kept
 	s.mu.Unlock()
 	metrics.ServeBatchRun.Set(float64(m.RunID))
@@ -405,9 +395,8 @@ func (s *Store) Transactions(_ context.Context, q txpipe.TxQuery) (txpipe.TxPage
 	defer s.mu.RUnlock()
 	var lists [2][]int32
 	views := [2]*view{nil, s.stream}
-	strs := [2]*interner{nil, s.strs}
 	if s.set != nil {
-		views[0], strs[0] = s.set.txs, s.set.strs
+		views[0] = s.set.txs
 	}
 	if q.CardID != 0 {
 		if _, ok := s.cards[q.CardID]; !ok {
@@ -424,7 +413,7 @@ func (s *Store) Transactions(_ context.Context, q txpipe.TxQuery) (txpipe.TxPage
 			if v == nil {
 				continue
 			}
-			if id, ok := strs[i].lookup(q.Merchant); ok {
+			if id, ok := v.strs.lookup(q.Merchant); ok {
 				lists[i] = v.byMerchant[id]
 				found = found || len(lists[i]) > 0
 			}
@@ -467,23 +456,9 @@ func (s *Store) Transactions(_ context.Context, q txpipe.TxQuery) (txpipe.TxPage
 		}
 		r := &views[pick].rows[lists[pick][at[pick]]]
 		at[pick]++
-		page.Rows = append(page.Rows, expand(r, strs[pick], pick == 0))
+		page.Rows = append(page.Rows, views[pick].result(r, pick == 0))
 	}
 	return page, nil
-}
-
-// expand turns a compact row back into a transaction row.
-func expand(r *row, in *interner, settled bool) txpipe.TxRow {
-	out := txpipe.TxRow{Settled: settled}
-	out.ID, out.CardID, out.Timestamp = r.id, r.card, time.Unix(r.ts, 0).UTC()
-	out.Merchant, out.Location, out.Type, out.RelatedID = in.str(r.merchant), in.str(r.location), in.str(r.typ), in.str(r.related)
-	out.Amount, out.PendingBalance = r.amount, r.balance
-	out.Status, out.DeclineReason = txpipe.Status(in.str(r.status)), txpipe.DeclineReason(in.str(r.reason))
-	out.Pos = txpipe.Position{Partition: r.part, Offset: r.off}
-	if settled {
-		out.Pos = txpipe.Unpositioned
-	}
-	return out
 }
 
 // CardByNumber finds a card of the master data by its number.
@@ -503,12 +478,12 @@ func (s *Store) cardView(c txpipe.Card) txpipe.CardView {
 			v.CreditLimit, v.Settled = u.CreditLimit, u.CurrentBalance
 		}
 		for _, i := range s.set.txs.byCard[c.ID] {
-			v.SettledCounts[txpipe.Status(s.set.strs.str(s.set.txs.rows[i].status))]++
+			v.SettledCounts[s.set.txs.status(&s.set.txs.rows[i])]++
 		}
 	}
 	for _, i := range s.stream.byCard[c.ID] {
 		r := &s.stream.rows[i]
-		st := txpipe.Status(s.strs.str(r.status))
+		st := s.stream.status(r)
 		v.PendingCounts[st]++
 		if st == txpipe.StatusPending {
 			v.Pending += r.amount

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -179,22 +180,60 @@ func TransactionsSQL(q txpipe.TxQuery) (string, []any) {
 	return query, all
 }
 
-// scanTx reads a row of TransactionsSQL.
-func scanTx(rows *sql.Rows) (txpipe.TxRow, error) {
-	var r txpipe.TxRow
-	var amount, balance, status, reason string
-	var related sql.NullString
-	var settled int
-	err := rows.Scan(&settled, &r.ID, &r.CardID, &r.Merchant, &r.Timestamp, &amount, &r.Location, &r.Type, &related,
-		&status, &balance, &reason, &r.Seq, &r.Pos.Partition, &r.Pos.Offset)
+// txScanner reads rows of TransactionsSQL: raw bytes for every column
+// but the timestamp, parsed here rather than by database/sql's
+// conversions.
+type txScanner struct {
+	raw  [15]sql.RawBytes
+	ts   time.Time
+	dest []any
+}
+
+func newTxScanner() *txScanner {
+	s := &txScanner{dest: make([]any, 15)}
+	for i := range s.raw {
+		s.dest[i] = &s.raw[i]
+	}
+	s.dest[4] = &s.ts
+	return s
+}
+
+// atoi parses a decimal integer of a column.
+func atoi(b []byte, col string) (int64, error) {
+	n, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil {
+		return 0, fmt.Errorf("%s %q: not an integer", col, b)
+	}
+	return n, nil
+}
+
+func (s *txScanner) scan(rows *sql.Rows) (txpipe.TxRow, error) {
+	var r txpipe.TxRow
+	if err := rows.Scan(s.dest...); err != nil {
 		return r, err
 	}
-	r.Settled, r.RelatedID, r.Status, r.DeclineReason = settled == 1, related.String, txpipe.Status(status), txpipe.DeclineReason(reason)
-	if r.Amount, err = txpipe.ParseMoney(amount); err != nil {
+	raw := &s.raw
+	var err error
+	if r.ID, err = atoi(raw[1], "transaction_id"); err != nil {
+		return r, err
+	}
+	if r.CardID, err = atoi(raw[2], "card_id"); err != nil {
+		return r, err
+	}
+	var part, off int64
+	if part, err = atoi(raw[13], "kafka_partition"); err != nil {
+		return r, err
+	}
+	if off, err = atoi(raw[14], "kafka_offset"); err != nil {
+		return r, err
+	}
+	r.Settled, r.Timestamp, r.Pos = string(raw[0]) == "1", s.ts, txpipe.Position{Partition: int32(part), Offset: off}
+	r.Merchant, r.Location, r.Type, r.RelatedID = string(raw[3]), string(raw[6]), string(raw[7]), string(raw[8])
+	r.Status, r.DeclineReason = txpipe.Status(raw[9]), txpipe.DeclineReason(raw[11])
+	if r.Amount, err = txpipe.ParseMoney(string(raw[5])); err != nil {
 		return r, fmt.Errorf("transaction %d: amount: %w", r.ID, err)
 	}
-	if r.PendingBalance, err = txpipe.ParseMoney(balance); err != nil {
+	if r.PendingBalance, err = txpipe.ParseMoney(string(raw[10])); err != nil {
 		return r, fmt.Errorf("transaction %d: pending_balance: %w", r.ID, err)
 	}
 	return r, nil
@@ -212,8 +251,9 @@ func (q *Queries) Transactions(ctx context.Context, tq txpipe.TxQuery) (txpipe.T
 			return fmt.Errorf("read transactions: %w", err)
 		}
 		defer rows.Close()
+		sc := newTxScanner()
 		for rows.Next() {
-			r, err := scanTx(rows)
+			r, err := sc.scan(rows)
 			if err != nil {
 				return fmt.Errorf("read transactions: %w", err)
 			}
