@@ -2,6 +2,7 @@ package memory
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -38,7 +39,7 @@ var errMismatch = errors.New("does not match the manifest")
 
 // loadSet reads every file of the manifest, checking each one's size and
 // SHA-256 in the same pass that parses it.
-func loadSet(dir string, m batch.Manifest) (*batchSet, error) {
+func loadSet(ctx context.Context, dir string, m batch.Manifest) (*batchSet, error) {
 	set := &batchSet{m: m, txs: newView(), cards: map[int64]txpipe.Card{}, scores: map[int64]int64{},
 		cut: txpipe.Cutoffs{Batch: true, Topic: m.Topic, Next: m.Cutoffs}}
 	if set.cut.Next == nil {
@@ -60,7 +61,7 @@ func loadSet(dir string, m batch.Manifest) (*batchSet, error) {
 		case csvfile.CustomersUpdFile:
 			header, parse = csvfile.CustomerColumns, set.addCustomer
 		}
-		if err := readVerified(filepath.Join(dir, e.Name), e, header, parse); err != nil {
+		if err := readVerified(ctx, filepath.Join(dir, e.Name), e, header, parse); err != nil {
 			return nil, err
 		}
 	}
@@ -79,8 +80,8 @@ func (c *countingHash) Write(p []byte) (int, error) {
 }
 
 // readVerified parses a CSV file with parse (nil: only checks it) and
-// checks it against its manifest entry.
-func readVerified(path string, e batch.ManifestEntry, header []string, parse func([]string) error) error {
+// checks it against its manifest entry. It stops when ctx ends.
+func readVerified(ctx context.Context, path string, e batch.ManifestEntry, header []string, parse func([]string) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)
@@ -116,6 +117,9 @@ func readVerified(path string, e batch.ManifestEntry, header []string, parse fun
 			}
 			if err := parse(rec); err != nil {
 				return fmt.Errorf("%s:%d: %w", path, line, err)
+			}
+			if line%65536 == 0 && ctx.Err() != nil {
+				return fmt.Errorf("read %s: %w", path, ctx.Err())
 			}
 		}
 	}

@@ -94,7 +94,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	for _, c := range m.Customers {
 		s.customers[c.ID] = c
 	}
-	s.reload()
+	s.reload(ctx)
 
 	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)
 	opts = append(opts,
@@ -317,14 +317,15 @@ func (s *Store) watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.reload()
+			s.reload(ctx)
 		}
 	}
 }
 
 // reload loads the set the manifest describes, when it is not the one in
-// use and its files match it; otherwise the set in use stays.
-func (s *Store) reload() {
+// use and its files match it; otherwise the set in use stays. It gives up
+// when ctx ends.
+func (s *Store) reload(ctx context.Context) {
 	m, err := batch.ReadManifest(s.cfg.ResultsDir)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -342,7 +343,10 @@ func (s *Store) reload() {
 	if s.failed.same(m, stamp) {
 		return // nothing changed since it did not match
 	}
-	set, err := loadSet(s.cfg.ResultsDir, m)
+	set, err := loadSet(ctx, s.cfg.ResultsDir, m)
+	if ctx.Err() != nil {
+		return
+	}
 	if err != nil {
 		s.failed = setFailure{run: m.RunID, at: m.CommittedAt, stamp: stamp}
 		s.log.Warn("serve: the batch files do not match their manifest (a batch is committing, or failed halfway); keeping the views in use",

@@ -87,7 +87,7 @@ func TestBatchSetFollowsManifest(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, batch.ManifestFile), m1, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.reload()
+	s.reload(context.Background())
 	if got := runID(s); got != 1 {
 		t.Fatalf("run %d in use with files that do not match the manifest, want 1 kept", got)
 	}
@@ -98,7 +98,7 @@ func TestBatchSetFollowsManifest(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, batch.ManifestFile), m2, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.reload()
+	s.reload(context.Background())
 	if got := runID(s); got != 2 {
 		t.Fatalf("run %d in use once the manifest matches, want 2", got)
 	}
