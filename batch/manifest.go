@@ -111,6 +111,9 @@ func (r *run) writeManifest() error {
 	}
 	_, err = tmp.Write(append(b, '\n'))
 	if err == nil {
+		err = tmp.Chmod(0o644) // as the view files
+	}
+	if err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {

@@ -33,6 +33,11 @@ func TestManifest(t *testing.T) {
 	if m.RunID != 1 || m.Topic != DefaultTopic || len(m.Files) != len(ManifestFiles) {
 		t.Fatalf("manifest %+v", m)
 	}
+	for _, name := range []string{ManifestFile, ManifestFiles[0]} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v, %v; want 0644 as the view files", name, fi.Mode(), err)
+		}
+	}
 	want := s.wantCutoffs()
 	if len(m.Cutoffs) != len(want) {
 		t.Fatalf("manifest cut-offs %v, want %v", m.Cutoffs, want)
