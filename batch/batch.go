@@ -77,9 +77,12 @@ type Options struct {
 	// a drop from it to count as one (DefaultMinWeeklyVolume when zero).
 	MinWeeklyVolume int
 
+	// TestHook, for tests of other packages, is hook.
+	TestHook func(point string, rows int64) error
 	// hook, for tests, is called after each record batch ("rows", with the
-	// rows read so far) and before the views are committed ("commit"); an
-	// error fails the run there.
+	// rows read so far), before the views are committed ("commit") and
+	// before the manifest is written ("manifest"); an error fails the run
+	// there.
 	hook func(point string, rows int64) error
 	// loaders, for tests and benchmarks, is the number of connections
 	// loading batch_transactions (defaultLoaders when zero).
@@ -156,6 +159,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, fmt.Errorf("batch: %w", err)
 	}
+	r.id = id
 	r.log.Info("batch run started", "run", id, "mysql", o.DB != nil, "results", o.ResultsDir)
 
 	err = r.execute(ctx)
@@ -211,11 +215,15 @@ func (o *Options) defaults() error {
 	if o.MinWeeklyVolume <= 0 {
 		o.MinWeeklyVolume = DefaultMinWeeklyVolume
 	}
+	if o.hook == nil {
+		o.hook = o.TestHook
+	}
 	return nil
 }
 
 type run struct {
 	o        Options
+	id       int64 // the run's id in the runs record
 	log      *slog.Logger
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
@@ -522,6 +530,9 @@ func (r *run) execute(parent context.Context) (err error) {
 		if dropErr != nil {
 			r.log.Warn("batch: the previous views were not dropped (the next run drops them)", "err", dropErr)
 		}
+	}
+	if err := r.writeManifest(); err != nil {
+		return fmt.Errorf("the views are committed, but %w", err)
 	}
 	lap("publish")
 	if o.Publish != nil {

@@ -201,7 +201,8 @@ func checksums(tb testing.TB, db *sql.DB) map[string]string {
 	return out
 }
 
-// snapshotFiles reads every file of dir.
+// snapshotFiles reads every file of dir but the manifest, which names
+// the run that wrote it.
 func snapshotFiles(tb testing.TB, dir string) map[string][]byte {
 	tb.Helper()
 	ents, err := os.ReadDir(dir)
@@ -210,6 +211,9 @@ func snapshotFiles(tb testing.TB, dir string) map[string][]byte {
 	}
 	out := map[string][]byte{}
 	for _, e := range ents {
+		if e.Name() == ManifestFile {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			tb.Fatal(err)

@@ -35,11 +35,14 @@ type Config struct {
 	DBConnectTimeout    time.Duration // how long to wait for a database that does not answer
 	Results             string
 	Data                string
+	APIAddr             string // where serve listens
+	APIToken            string // environment only: the bearer token of the API
 }
 
 type setting struct {
 	env, flag, def, usage string
 	secret                bool
+	command               string // the only command with this flag (CommandFlags); empty: every command
 }
 
 var settings = []setting{
@@ -56,13 +59,25 @@ var settings = []setting{
 	{env: "DB_CONNECT_TIMEOUT", flag: "db-connect-timeout", def: "60s", usage: "how long to wait for a database that does not answer before giving up (a duration, or seconds)"},
 	{env: "TXPIPE_RESULTS", flag: "results", def: "results", usage: "directory of the result CSV files"},
 	{env: "TXPIPE_DATA", flag: "data", def: "dataset", usage: "dataset directory (customers, credit_card_types, cards, transactions CSV)"},
+	{env: "TXPIPE_API_ADDR", flag: "addr", def: "127.0.0.1:8080", usage: "address the API listens on (any other than loopback needs TXPIPE_API_TOKEN)", command: "serve"},
+	{env: "TXPIPE_API_TOKEN", def: "", secret: true},
 }
 
 // Flags registers a flag for every setting that is not a secret.
 func Flags(flags *pflag.FlagSet) {
 	flags.String("env-file", "", "read settings from this file (default: .env when present)")
 	for _, s := range settings {
-		if s.flag != "" {
+		if s.flag != "" && s.command == "" {
+			flags.String(s.flag, "", fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
+		}
+	}
+}
+
+// CommandFlags registers the flags of the settings only command has
+// (serve's --addr).
+func CommandFlags(flags *pflag.FlagSet, command string) {
+	for _, s := range settings {
+		if s.flag != "" && s.command == command {
 			flags.String(s.flag, "", fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
 		}
 	}
@@ -107,6 +122,8 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 		DBName:         v["DB_NAME"],
 		Results:        v["TXPIPE_RESULTS"],
 		Data:           v["TXPIPE_DATA"],
+		APIAddr:        v["TXPIPE_API_ADDR"],
+		APIToken:       strings.TrimSpace(os.Getenv("TXPIPE_API_TOKEN")),
 	}
 	ms, err := strconv.ParseInt(v["CONSUMER_TIMEOUT_MS"], 10, 64)
 	if err != nil || ms < 0 {

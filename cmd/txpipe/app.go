@@ -19,6 +19,7 @@ import (
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/config"
 	"github.com/txpipe/txpipe/internal/retry"
+	"github.com/txpipe/txpipe/internal/metrics"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
 	"github.com/txpipe/txpipe/stream"
 )
@@ -131,7 +132,14 @@ func (l *lazyStore) WriteStream(ctx context.Context, consumer string, results []
 	if err != nil {
 		return err
 	}
-	return db.WriteStream(ctx, consumer, results, rejected, offsets)
+	start := time.Now()
+	if err := db.WriteStream(ctx, consumer, results, rejected, offsets); err != nil {
+		return err
+	}
+	metrics.ObserveMySQLWrite(metrics.OperationStream, time.Since(start))
+	metrics.ObserveSinkRows(metrics.SinkMySQL, metrics.TableStream, len(results))
+	metrics.ObserveSinkRows(metrics.SinkMySQL, metrics.TableRejected, len(rejected))
+	return nil
 }
 
 func (l *lazyStore) Offsets(ctx context.Context, consumer, topic string) (map[int32]txpipe.Offset, error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/batch"
 	"github.com/txpipe/txpipe/config"
+	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/stream"
 )
 
@@ -19,6 +20,7 @@ func newBatch() *cobra.Command {
 		parquet   bool
 		noPublish bool
 		f         = batchFlags{analytics: true}
+		addr      string
 	)
 	cmd := &cobra.Command{
 		Use:   "batch",
@@ -48,8 +50,14 @@ one summary line on stdout, logs on stderr.`,
 			if err != nil {
 				return err
 			}
+			obs, _, err := observe(addr, cfg, !noPublish, true)
+			if err != nil {
+				return err
+			}
+			defer obs.close()
 			f.parquet, f.publish = parquet, !noPublish
 			sum, err := runBatchWith(cmd.Context(), cfg, f)
+			metrics.ObserveBatch(sum.Elapsed, sum.Approved, sum.Declined, err)
 			if err != nil {
 				return err
 			}
@@ -62,6 +70,7 @@ one summary line on stdout, logs on stderr.`,
 	cmd.Flags().BoolVar(&f.analytics, "analytics", true, "also compute the analytics views")
 	cmd.Flags().IntVar(&f.minWeeklyVolume, "min-weekly-volume", batch.DefaultMinWeeklyVolume,
 		"fewest transactions of a merchant's week for a week-over-week drop from it to be listed")
+	metricsFlag(cmd, &addr)
 	return cmd
 }
 
@@ -96,7 +105,7 @@ func runBatchWith(ctx context.Context, cfg *config.Config, f batchFlags) (batch.
 			}
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			return stream.PublishMaster(ctx, cfg.Brokers(), stream.TopicsFor(cfg.KafkaTopic), changed, nil)
+			return stream.PublishMaster(ctx, cfg.Brokers(), stream.TopicsFor(cfg.KafkaTopic), changed, nil, metrics.KafkaOpts("batch")...)
 		}
 	}
 	return batch.Run(ctx, o)

@@ -50,5 +50,6 @@ point it at a cluster whose master data matters.`,
 	cmd.Flags().IntVar(&transactions, "transactions", 1000000, "transactions to generate")
 	cmd.Flags().IntVar(&cards, "cards", 50000, "cards they are spread over")
 	cmd.Flags().StringVar(&profile, "profile", "", "write CPU profiles of the stages to this directory")
+	cmd.AddCommand(newBenchServe())
 	return cmd
 }

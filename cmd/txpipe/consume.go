@@ -12,6 +12,7 @@ import (
 
 	"github.com/txpipe/txpipe"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/stream"
 )
 
@@ -24,6 +25,7 @@ func newConsume() *cobra.Command {
 		memLimitMiB     int64
 		dedupHorizon    time.Duration
 		stopTimeout     time.Duration
+		metricsAddr     string
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -84,8 +86,14 @@ not; txpipe serve answers from the live stream).`,
 			cc := stream.ConsumeConfig{
 				Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Group: cfg.KafkaGroupID,
 				Instance: instance, ResultsDir: cfg.Results, UntilIdle: untilIdle, MaxBatch: maxBatch,
-				CheckpointEvery: checkpointEvery, DedupHorizon: dedupHorizon, StopTimeout: stopTimeout,
+				CheckpointEvery: checkpointEvery, DedupHorizon: dedupHorizon, StopTimeout: stopTimeout, ClientOpts: metrics.KafkaOpts("consume"),
 			}
+			obs, cl, err := observe(metricsAddr, cfg, true, true)
+			if err != nil {
+				return err
+			}
+			defer obs.close()
+			obs.pollLag(cl, cfg.KafkaGroupID, cfg.KafkaTopic)
 			if cfg.HasDB() {
 				// Connected on first use: judging never waits for MySQL.
 				store := &lazyStore{cfg: cfg.MySQL()}
@@ -122,5 +130,6 @@ not; txpipe serve answers from the live stream).`,
 	f.DurationVar(&dedupHorizon, "dedup-horizon", txpipe.DefaultDedupHorizon, "how long, in event time, a card remembers the transaction ids it judged (memory grows with the ids judged in this span)")
 	f.DurationVar(&stopTimeout, "stop-timeout", stream.DefaultStopTimeout, "how long a stop waits for writes in flight")
 	f.Int64Var(&memLimitMiB, "memory-limit", 192, "soft memory limit in MiB for the garbage collector (0: none; GOMEMLIMIT wins)")
+	metricsFlag(cmd, &metricsAddr)
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/txpipe/txpipe/config"
 	"github.com/txpipe/txpipe/stream/embedded"
 )
 
@@ -17,6 +18,7 @@ func newDev() *cobra.Command {
 		dataDir            string
 		retBytes, segBytes string
 		ret                = embedded.DefaultRetention()
+		addr               string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -57,6 +59,12 @@ off.`,
 				return err
 			}
 			defer b.Close()
+			self := &config.Config{KafkaBootstrap: strings.Join(b.Addrs(), ",")}
+			obs, _, err := observe(addr, self, true, false)
+			if err != nil {
+				return err
+			}
+			defer obs.close()
 			slog.Info("embedded broker running; Ctrl-C stops it", "addrs", b.Addrs(), "data_dir", dataDir,
 				"retention", ret.Time, "retention_bytes_per_partition", ret.Bytes, "segment_bytes", ret.SegmentBytes)
 			fmt.Fprintf(cmd.OutOrStdout(), "dev: broker listening on %v\n", b.Addrs())
@@ -72,6 +80,7 @@ off.`,
 	f.StringVar(&retBytes, "retention-bytes", formatSize(ret.Bytes), "most bytes kept per partition (0: no bound by size)")
 	f.StringVar(&segBytes, "segment-bytes", formatSize(ret.SegmentBytes), "size of a log segment: space is freed a segment at a time")
 	f.DurationVar(&ret.Every, "retention-check", ret.Every, "how often retention is applied (0: never)")
+	metricsFlag(cmd, &addr)
 	return cmd
 }
 

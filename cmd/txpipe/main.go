@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/txpipe/txpipe/config"
+	"github.com/txpipe/txpipe/internal/mask"
 )
 
 func main() {
@@ -23,7 +24,7 @@ func main() {
 	err := newRoot().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "txpipe:", err)
+		fmt.Fprintln(os.Stderr, "txpipe:", mask.Digits(err.Error()))
 		os.Exit(1)
 	}
 }
@@ -58,13 +59,14 @@ Without DB_HOST everything runs on Kafka and CSV files alone.`,
 			if v, _ := cmd.Flags().GetBool("verbose"); v {
 				logLevel.Set(slog.LevelDebug)
 			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})))
+			// Every log line goes through mask: no card number is ever logged.
+			slog.SetDefault(slog.New(mask.NewHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))))
 		},
 	}
 	root.PersistentFlags().BoolP("verbose", "v", false, "debug logging")
 	config.Flags(root.PersistentFlags())
 	root.Version = version()
-	root.AddCommand(newGen(), newMigrate(), newLoad(), newProduce(), newConsume(), newDev(), newBatch(), newDemo(), newBench(), newReset(), newReportStolen(), newSimulate())
+	root.AddCommand(newGen(), newMigrate(), newLoad(), newProduce(), newConsume(), newDev(), newBatch(), newDemo(), newBench(), newReset(), newReportStolen(), newSimulate(), newServe())
 	return root
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/serving/csvfile"
 	"github.com/txpipe/txpipe/stream"
 )
@@ -19,6 +20,7 @@ func newProduce() *cobra.Command {
 		rate      float64
 		noBar     bool
 		fromStart bool
+		addr      string
 	)
 	cmd := &cobra.Command{
 		Use:   "produce",
@@ -73,7 +75,13 @@ SIGTERM) commits what was handed to the client and reports only that.`,
 					return err
 				}
 			}
-			pc := stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Rate: rate, FromStart: fromStart}
+			obs, _, err := observe(addr, cfg, true, fromDB)
+			if err != nil {
+				return err
+			}
+			defer obs.close()
+			pc := stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Rate: rate, FromStart: fromStart,
+				ClientOpts: append(metrics.KafkaOpts("produce"), metrics.ProducedHook())}
 			if !noBar && stream.IsTerminal(os.Stderr) {
 				pc.Progress = os.Stderr
 			}
@@ -98,5 +106,6 @@ SIGTERM) commits what was handed to the client and reports only that.`,
 	f.Float64Var(&rate, "rate", 0, "records per second (0: as fast as the broker takes)")
 	f.BoolVar(&noBar, "no-progress", false, "no progress bar")
 	f.BoolVar(&fromStart, "from-start", false, "publish the source from its start even where an earlier run published it (the validator rejects what it judged before as duplicates)")
+	metricsFlag(cmd, &addr)
 	return cmd
 }

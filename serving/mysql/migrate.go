@@ -33,7 +33,7 @@ func NewMigrations(db *sql.DB) (*goose.Provider, error) {
 		goose.WithSessionLocker(advisoryLock{}),
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithAllowOutofOrder(true),
-		goose.WithGoMigrations(positionsMigration))
+		goose.WithGoMigrations(positionsMigration, serveMigration))
 }
 
 func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
@@ -52,7 +52,10 @@ func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 		}
 		return fmt.Errorf("migrations: %w", err)
 	}
-	return verifySchema(ctx, db)
+	if err := verifySchema(ctx, db); err != nil {
+		return err
+	}
+	return verifyIndexes(ctx, db)
 }
 
 // migrationName names a migration in logs and errors: its file, or its
