@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/internal/retry"
 )
 
@@ -438,6 +439,7 @@ func (e *Engine) transact(ctx context.Context, work []*partWork, now time.Time, 
 	// its records would commit the offsets without the result.
 	endCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	t0 := time.Now()
 	if err := e.sess.Client().Flush(endCtx); err != nil {
 		e.failProduce(fmt.Errorf("flush transaction: %w", err))
 	}
@@ -455,6 +457,7 @@ func (e *Engine) transact(ctx context.Context, work []*partWork, now time.Time, 
 		commit = kgo.TryAbort
 	}
 	committed, err := e.sess.End(endCtx, commit)
+	metrics.ObserveTransactionEnd(time.Since(t0), committed)
 	if perr := e.produceErr.Load(); committed && perr != nil {
 		return fmt.Errorf("%w: transaction committed despite a produce error: %w", errFatal, *perr)
 	}

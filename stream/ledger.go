@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/internal/metrics"
 )
 
 // The card ledger is the first operator: it judges every transaction with
@@ -92,11 +93,13 @@ func (o *ledgerOp) partitionOf(cardID string, scratch *kgo.Record) int32 {
 func (o *ledgerOp) NewTask(p int32) Task {
 	return &ledgerTask{
 		op: o, p: p,
-		l:       txpipe.NewLedger(o.master.get(), o.horizon),
-		undo:    map[int64]txpipe.Snapshot{},
-		changed: map[int64]struct{}{},
-		segs:    map[int64]int{},
-		restore: &ledgerRestore{cards: map[int64]txpipe.CardState{}, segs: map[int64][]segEntry{}},
+		l:         txpipe.NewLedger(o.master.get(), o.horizon),
+		undo:      map[int64]txpipe.Snapshot{},
+		changed:   map[int64]struct{}{},
+		decisions: map[decision]int{},
+		rejects:   map[txpipe.RejectReason]int{},
+		segs:      map[int64]int{},
+		restore:   &ledgerRestore{cards: map[int64]txpipe.CardState{}, segs: map[int64][]segEntry{}},
 	}
 }
 
@@ -115,7 +118,9 @@ type ledgerTask struct {
 	undo              map[int64]txpipe.Snapshot // cards judged, as they were before it
 	newMark           int                       // len(newIDs) at its start
 	judged, rejected  int64
-	ckpt              *pendingCkpt // the checkpoint it writes, applied on commit
+	decisions         map[decision]int            // judged, by status and decline reason
+	rejects           map[txpipe.RejectReason]int // rejected, by reason
+	ckpt              *pendingCkpt                // the checkpoint it writes, applied on commit
 	validatedNextMark int64
 
 	// since the last committed checkpoint
@@ -137,6 +142,12 @@ type ledgerTask struct {
 // RestoreCounts says what the task's restore found.
 func (t *ledgerTask) RestoreCounts() map[string]int { return t.restored }
 
+// decision is a judgement's status and decline reason, for the metrics.
+type decision struct {
+	status txpipe.Status
+	reason txpipe.DeclineReason
+}
+
 // pendingCkpt is what a checkpoint written in a transaction changes once
 // the transaction commits.
 type pendingCkpt struct {
@@ -148,6 +159,8 @@ func (t *ledgerTask) Begin() {
 	clear(t.undo)
 	t.newMark = len(t.newIDs)
 	t.judged, t.rejected = 0, 0
+	clear(t.decisions)
+	clear(t.rejects)
 	t.ckpt = nil
 	t.validatedNextMark = t.validatedNext
 	// The master data of this transaction: a new limit applies from the
@@ -176,6 +189,12 @@ func (t *ledgerTask) Commit(produced map[string]int64) {
 	t.since += int(t.judged)
 	t.op.judged.Add(t.judged)
 	t.op.reject.Add(t.rejected)
+	for d, n := range t.decisions {
+		metrics.ObserveJudged(d.status, d.reason, n)
+	}
+	for r, n := range t.rejects {
+		metrics.ObserveRejected(r, n)
+	}
 	if c := t.ckpt; c != nil {
 		for _, n := range c.dropSegs {
 			t.segEntries -= t.segs[n]
@@ -227,6 +246,7 @@ func (t *ledgerTask) Process(r *kgo.Record, out *Emitter) {
 		res, reason, detail = t.l.JudgeParsed(tx)
 		if reason == "" {
 			t.judged++
+			t.decisions[decision{res.Status, res.DeclineReason}]++
 			t.newIDs = append(t.newIDs, segEntry{card: tx.CardID, id: tx.ID, at: tx.Timestamp.Unix()})
 			rec := out.Record()
 			rec.Topic, rec.Key, rec.Headers = t.op.topics.Validated, r.Key, paymentHeaders
@@ -245,6 +265,7 @@ func (t *ledgerTask) Process(r *kgo.Record, out *Emitter) {
 // reject dead-letters a record that cannot be judged.
 func (t *ledgerTask) reject(r *kgo.Record, out *Emitter, rej txpipe.Rejected) {
 	t.rejected++
+	t.rejects[rej.Reason]++
 	rej.Source, rej.Seq = sourceOf(r), seqOf(r)
 	rec := out.Record()
 	rec.Topic, rec.Key, rec.Headers = t.op.topics.DLQ, r.Key, append(originHeaders(r), paymentHeaders...)

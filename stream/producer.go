@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/internal/retry"
 	"github.com/txpipe/txpipe/serving/csvfile"
 )
@@ -398,12 +399,14 @@ func Produce(ctx context.Context, cfg ProducerConfig, src Source) (ProduceStats,
 			{Key: HeaderSource, Value: slab[mid:len(slab):len(slab)]},
 		}
 		rec := &kgo.Record{Key: []byte(r.Raw.CardID), Headers: hs}
+		var rejectReason txpipe.RejectReason
 		if r.FieldsOK {
 			at = len(slab)
 			slab = EncodeTransaction(slab, r.Raw)
 			rec.Topic, rec.Value = cfg.Topics.Input, slab[at:len(slab):len(slab)]
 			if len(rec.Value) > maxRecordBytes {
-				rec.Topic, rec.Value = cfg.Topics.DLQ, EncodeRejected(nil, oversized(r, len(rec.Value)))
+				rej := oversized(r, len(rec.Value))
+				rec.Topic, rec.Value, rejectReason = cfg.Topics.DLQ, EncodeRejected(nil, rej), rej.Reason
 			}
 		} else {
 			reason, detail := r.Reject, r.Detail
@@ -415,12 +418,12 @@ func Produce(ctx context.Context, cfg ProducerConfig, src Source) (ProduceStats,
 				rej = oversized(r, size)
 				rej.Reason, rej.Detail = reason, detail+"; the row is "+strconv.Itoa(size)+" bytes (fields cut short here)"
 			}
-			rec.Topic, rec.Value = cfg.Topics.DLQ, EncodeRejected(nil, rej)
+			rec.Topic, rec.Value, rejectReason = cfg.Topics.DLQ, EncodeRejected(nil, rej), rej.Reason
 		}
 		if len(rec.Key) > 1024 {
 			rec.Key = rec.Key[:1024]
 		}
-		if err := p.add(ctx, rec, r.Position, rec.Topic == cfg.Topics.Input); err != nil {
+		if err := p.add(ctx, rec, r.Position, rec.Topic == cfg.Topics.Input, rejectReason); err != nil {
 			return err
 		}
 		if bar != nil {
@@ -479,8 +482,9 @@ type txnProducer struct {
 	begun    time.Time
 	rows     int
 	pos      string
-	pending  [2]int64 // records and rejected in the open transaction
-	records  int64    // committed
+	pending  [2]int64                    // records and rejected in the open transaction
+	reasons  map[txpipe.RejectReason]int // rejected in the open transaction, by reason
+	records  int64                       // committed
 	rejected int64
 	err      atomic.Pointer[error] // a record failed
 }
@@ -494,7 +498,7 @@ func (p *txnProducer) failed() error {
 
 func (p *txnProducer) fail(err error) { p.err.CompareAndSwap(nil, &err) }
 
-func (p *txnProducer) add(ctx context.Context, rec *kgo.Record, pos string, input bool) error {
+func (p *txnProducer) add(ctx context.Context, rec *kgo.Record, pos string, input bool, reason txpipe.RejectReason) error {
 	if !p.open {
 		if err := p.cl.BeginTransaction(); err != nil {
 			return fmt.Errorf("begin transaction: %w", err)
@@ -512,6 +516,10 @@ func (p *txnProducer) add(ctx context.Context, rec *kgo.Record, pos string, inpu
 		p.pending[0]++
 	} else {
 		p.pending[1]++
+		if p.reasons == nil {
+			p.reasons = map[txpipe.RejectReason]int{}
+		}
+		p.reasons[reason]++
 	}
 	return nil
 }
@@ -552,6 +560,8 @@ func (p *txnProducer) commit(ctx context.Context) error {
 		return fmt.Errorf("end transaction: %w", err)
 	}
 	if commit == kgo.TryAbort {
+		clear(p.reasons)
+		p.pending = [2]int64{}
 		if ferr != nil {
 			return fmt.Errorf("flush: %w", ferr)
 		}
@@ -560,6 +570,10 @@ func (p *txnProducer) commit(ctx context.Context) error {
 	p.records += p.pending[0]
 	p.rejected += p.pending[1]
 	p.pending = [2]int64{}
+	for r, n := range p.reasons {
+		metrics.ObserveRejected(r, n)
+	}
+	clear(p.reasons)
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/serving/csvfile"
 )
 
@@ -300,6 +301,11 @@ func (s *Sink) Run(ctx context.Context) error {
 			}
 		}
 		s.cl.AllowRebalance()
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if n := len(p.Records); n > 0 {
+				metrics.SetLag(s.cfg.Group, p.Topic, p.Partition, max(p.HighWatermark-(p.Records[n-1].Offset+1), 0))
+			}
+		})
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -404,6 +410,8 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 				errs[i] = fmt.Errorf("write the %s view: %w", out.Name(), err)
 				return
 			}
+			metrics.ObserveSinkRows(out.Name(), metrics.TableStream, len(res))
+			metrics.ObserveSinkRows(out.Name(), metrics.TableRejected, len(rej))
 			for _, o := range offs {
 				s.next[i][tp(o.Topic, o.Partition)] = o.Next
 			}
