@@ -30,9 +30,9 @@ type storeAdapter struct {
 	calls *int
 }
 
-func (a storeAdapter) WriteStream(ctx context.Context, consumer string, results []txpipe.Result, rejected []txpipe.Rejected, offsets []txpipe.Offset) error {
+func (a storeAdapter) WriteViews(ctx context.Context, consumer string, b *txpipe.ViewBatch) error {
 	begin := time.Now()
-	err := a.db.WriteStream(ctx, consumer, results, rejected, offsets)
+	err := a.db.WriteViews(ctx, consumer, b)
 	*a.spent += time.Since(begin) // the sink calls it from one goroutine
 	*a.calls++
 	return err

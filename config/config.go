@@ -164,7 +164,7 @@ func parseDuration(s string) (time.Duration, error) {
 
 // TopicSuffixes are what txpipe appends to the input topic's name for
 // its other topics (the longest decides how long the input's name may be).
-var TopicSuffixes = []string{".validated", ".dlq", ".card-state", ".repartition"}
+var TopicSuffixes = []string{".validated", ".dlq", ".card-state", ".repartition", ".alerts"}
 
 // CheckTopic checks an input topic name against Kafka's rule (1 to 249
 // characters of a-z, A-Z, 0-9, '.', '_' and '-'; not "." or "..") for it

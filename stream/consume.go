@@ -39,6 +39,13 @@ type ConsumeConfig struct {
 	DedupHorizon       time.Duration
 	// Operators run after the card ledger (see ValidatorConfig).
 	Operators []Operator
+	// Alerts runs the stolen-card alert operator (NewAlerts) and writes
+	// its alerts to the views; AlertsConfig tunes it (its Topic and Clock
+	// are filled in).
+	Alerts       bool
+	AlertsConfig AlertsConfig
+	// Staging writes every payment and alert to the event staging view.
+	Staging bool
 	// StopTimeout bounds how long a stop waits for writes in flight
 	// (DefaultStopTimeout when zero).
 	StopTimeout time.Duration
@@ -76,11 +83,17 @@ func Consume(ctx context.Context, cfg ConsumeConfig) (ConsumeStats, error) {
 		cfg.BrokerBound = time.Minute
 	}
 	start := time.Now()
+	ops := cfg.Operators
+	if cfg.Alerts {
+		ac := cfg.AlertsConfig
+		ac.Topic, ac.Clock = cfg.Topics.Alerts, cfg.Clock
+		ops = append(append([]Operator{}, ops...), NewAlerts(ac))
+	}
 	vcfg := ValidatorConfig{
 		Brokers: cfg.Brokers, Topics: cfg.Topics, Group: cfg.Group, Instance: cfg.Instance,
 		MaxBatch: cfg.MaxBatch, CheckpointEvery: cfg.CheckpointEvery, CheckpointInterval: cfg.CheckpointInterval,
 		DedupHorizon: cfg.DedupHorizon, Clock: cfg.Clock, Log: cfg.Log, ClientOpts: cfg.ClientOpts,
-		Operators: cfg.Operators, afterCommit: cfg.afterCommit,
+		Operators: ops, afterCommit: cfg.afterCommit,
 	}
 	first, err := NewValidator(ctx, vcfg)
 	if err != nil {
@@ -98,7 +111,7 @@ func Consume(ctx context.Context, cfg ConsumeConfig) (ConsumeStats, error) {
 	}
 	s, err := NewSink(SinkConfig{
 		Brokers: cfg.Brokers, Topics: cfg.Topics, Group: cfg.Group + ".sink", Instance: cfg.Instance,
-		Outputs: outputs, StopTimeout: cfg.StopTimeout, Log: cfg.Log, ClientOpts: cfg.ClientOpts,
+		Outputs: outputs, Alerts: cfg.Alerts, Staging: cfg.Staging, StopTimeout: cfg.StopTimeout, Log: cfg.Log, ClientOpts: cfg.ClientOpts,
 	})
 	if err != nil {
 		first.Close()
@@ -119,7 +132,7 @@ func Consume(ctx context.Context, cfg ConsumeConfig) (ConsumeStats, error) {
 		return ConsumeStats{Judged: vs.Processed, Rejected: vs.Rejected, Written: s.Written(), Elapsed: time.Since(start), MasterApplied: vs.MasterApplied}
 	}
 	merge := func() error {
-		return csvfile.Merge(cfg.ResultsDir, cfg.Topics.Validated, cfg.Topics.DLQ)
+		return csvfile.Merge(cfg.ResultsDir, cfg.Topics.Validated, cfg.Topics.DLQ, cfg.Topics.Alerts)
 	}
 	status := &statusLine{cfg: cfg, sink: s, start: start}
 	tick := time.NewTicker(100 * time.Millisecond)

@@ -12,9 +12,9 @@ import (
 // Store is a database view of the stream: rows and the offsets they came
 // from are written in one transaction, so a replay writes nothing twice.
 type Store interface {
-	// WriteStream writes rows and the consumer's next offsets in one
-	// transaction.
-	WriteStream(ctx context.Context, consumer string, results []txpipe.Result, rejected []txpipe.Rejected, offsets []txpipe.Offset) error
+	// WriteViews writes the rows of b and the consumer's next offsets in
+	// one transaction.
+	WriteViews(ctx context.Context, consumer string, b *txpipe.ViewBatch) error
 	// Offsets returns the next offsets the consumer stored for a topic.
 	Offsets(ctx context.Context, consumer, topic string) (map[int32]txpipe.Offset, error)
 	// ResetPartition drops the rows of a topic partition and the
@@ -77,9 +77,9 @@ func (o *storeOutput) Open(ctx context.Context, topic, topicID string, partition
 	return out, nil
 }
 
-func (o *storeOutput) Write(ctx context.Context, results []txpipe.Result, rejected []txpipe.Rejected, next []txpipe.Offset) error {
+func (o *storeOutput) Write(ctx context.Context, b *txpipe.ViewBatch) error {
 	return retry.Do(ctx, o.policy("write stream rows"), func(ctx context.Context) error {
-		return o.store.WriteStream(ctx, o.consumer, results, rejected, next)
+		return o.store.WriteViews(ctx, o.consumer, b)
 	})
 }
 

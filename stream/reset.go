@@ -15,7 +15,7 @@ import (
 // the input and everything derived from it, the master data, and the
 // producer's positions.
 func ResetTopics(t Topics) []string {
-	out := []string{t.Input, t.Validated, t.DLQ, t.Repartition, t.State, t.Cards, t.Customers, PositionsTopic}
+	out := []string{t.Input, t.Validated, t.DLQ, t.Repartition, t.Alerts, t.State, t.Cards, t.Customers, t.Stolen, PositionsTopic}
 	return slices.DeleteFunc(out, func(s string) bool { return s == "" })
 }
 

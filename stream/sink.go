@@ -30,9 +30,9 @@ type Output interface {
 	// a topic created anew is written again from its start) and returns
 	// the next offset to write of each.
 	Open(ctx context.Context, topic, topicID string, partitions []int32) (map[int32]int64, error)
-	// Write writes rows and, per partition they name, the offset after
-	// them: all of it or nothing.
-	Write(ctx context.Context, results []txpipe.Result, rejected []txpipe.Rejected, next []txpipe.Offset) error
+	// Write writes the rows of b and, per partition b.Next names, the
+	// offset after them: all of it or nothing.
+	Write(ctx context.Context, b *txpipe.ViewBatch) error
 	// Close releases partitions that left this process.
 	Close(topic string, partitions []int32)
 }
@@ -52,7 +52,10 @@ type SinkConfig struct {
 	Group    string // the sink's own consumer group
 	Instance string
 	Outputs  []Output
-	MaxBatch int
+	// Alerts also reads the alerts topic; Staging writes every payment and
+	// alert to the event staging view as well.
+	Alerts, Staging bool
+	MaxBatch        int
 	// StopTimeout bounds how long a stop waits for writes in flight
 	// (DefaultStopTimeout when zero).
 	StopTimeout time.Duration
@@ -63,9 +66,10 @@ type SinkConfig struct {
 // Sink reads the validated and dead-letter topics (read_committed) and
 // writes them exactly once to its outputs.
 type Sink struct {
-	cfg SinkConfig
-	log *slog.Logger
-	cl  *kgo.Client
+	cfg    SinkConfig
+	log    *slog.Logger
+	cl     *kgo.Client
+	topics []string // read
 
 	mu   sync.Mutex
 	next []map[txpipe.Offset]int64 // per output: the next offset of each partition (key without Next)
@@ -94,9 +98,14 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 		s.next = append(s.next, map[txpipe.Offset]int64{})
 	}
 	opts := append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)
+	topics := []string{cfg.Topics.Validated, cfg.Topics.DLQ}
+	if cfg.Alerts {
+		topics = append(topics, cfg.Topics.Alerts)
+	}
+	s.topics = topics
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(cfg.Topics.Validated, cfg.Topics.DLQ),
+		kgo.ConsumeTopics(topics...),
 		kgo.InstanceID(cfg.Instance),
 		kgo.SessionTimeout(6*time.Second),
 		kgo.HeartbeatInterval(time.Second),
@@ -182,7 +191,7 @@ func (s *Sink) topicIDs(ctx context.Context) map[string]string {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	td, err := kadm.NewClient(cl).ListTopics(ctx, s.cfg.Topics.Validated, s.cfg.Topics.DLQ)
+	td, err := kadm.NewClient(cl).ListTopics(ctx, s.topics...)
 	if err != nil {
 		s.log.Warn("list topics", "err", err)
 		return ids
@@ -231,7 +240,7 @@ func (s *Sink) CaughtUp(ctx context.Context) (bool, error) {
 	if len(seen) == 0 {
 		return !s.joinFailed.Load() && time.Since(s.started) > noAssignmentWait, nil
 	}
-	b, err := listBounds(ctx, kadm.NewClient(s.cl), s.cfg.Topics.Validated, s.cfg.Topics.DLQ)
+	b, err := listBounds(ctx, kadm.NewClient(s.cl), s.topics...)
 	if err != nil {
 		return false, err
 	}
@@ -251,7 +260,7 @@ func (s *Sink) CaughtUp(ctx context.Context) (bool, error) {
 // partitions the sink has not read yet.
 func (s *Sink) Lag(ctx context.Context) (int64, error) {
 	seen := s.Positions()
-	b, err := listBounds(ctx, kadm.NewClient(s.cl), s.cfg.Topics.Validated, s.cfg.Topics.DLQ)
+	b, err := listBounds(ctx, kadm.NewClient(s.cl), s.topics...)
 	if err != nil {
 		return 0, err
 	}
@@ -314,29 +323,31 @@ func (s *Sink) Run(ctx context.Context) error {
 
 // partRows are a partition's rows of a poll.
 type partRows struct {
-	results     []txpipe.Result
-	rejected    []txpipe.Rejected
+	txpipe.ViewBatch
 	first, next int64 // offsets of the first record and past the last
 }
 
 // since returns the rows at or after offset next.
-func (b *partRows) since(next int64) ([]txpipe.Result, []txpipe.Rejected) {
+func (b *partRows) since(next int64) *txpipe.ViewBatch {
 	if next <= b.first {
-		return b.results, b.rejected
+		return &b.ViewBatch
 	}
-	var res []txpipe.Result
-	for _, r := range b.results {
-		if r.Pos.Offset >= next {
-			res = append(res, r)
+	return &txpipe.ViewBatch{
+		Results:  after(b.Results, next, func(r *txpipe.Result) int64 { return r.Pos.Offset }),
+		Rejected: after(b.Rejected, next, func(r *txpipe.Rejected) int64 { return r.Pos.Offset }),
+		Alerts:   after(b.Alerts, next, func(r *txpipe.Alert) int64 { return r.Pos.Offset }),
+		Events:   after(b.Events, next, func(r *txpipe.Event) int64 { return r.Pos.Offset }),
+	}
+}
+
+func after[T any](rows []T, next int64, offset func(*T) int64) []T {
+	var out []T
+	for i := range rows {
+		if offset(&rows[i]) >= next {
+			out = append(out, rows[i])
 		}
 	}
-	var rej []txpipe.Rejected
-	for _, r := range b.rejected {
-		if r.Pos.Offset >= next {
-			rej = append(rej, r)
-		}
-	}
-	return res, rej
+	return out
 }
 
 func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
@@ -344,6 +355,7 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 	var order []txpipe.Offset
 	var n int64
 	read := map[txpipe.Offset]int64{} // past the last record, markers included
+	now := time.Now().UTC()           // when the sink took them: event_dw_regdate
 	fs.EachRecord(func(r *kgo.Record) {
 		key := tp(r.Topic, r.Partition)
 		read[key] = r.Offset + 1
@@ -359,26 +371,47 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 		b.next = r.Offset + 1
 		n++
 		pos := txpipe.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
-		source := func() string { return csvfile.PositionSource(pos) }
-		if r.Topic == s.cfg.Topics.Validated {
+		bad := func(what string, err error) {
+			b.Rejected = append(b.Rejected, txpipe.Rejected{Raw: txpipe.RawTransaction{Merchant: truncate(string(r.Value), 200)}, Reason: txpipe.RejectBadJSON,
+				Detail: what + " record: " + err.Error(), Source: csvfile.PositionSource(pos), Seq: r.Offset, Pos: pos})
+		}
+		switch r.Topic {
+		case s.cfg.Topics.Validated:
 			res, err := DecodeResult(r.Value)
-			if err == nil {
-				res.Pos = pos
-				b.results = append(b.results, res)
+			if err != nil {
+				bad("validated", err)
 				return
 			}
-			b.rejected = append(b.rejected, txpipe.Rejected{Raw: txpipe.RawTransaction{Merchant: truncate(string(r.Value), 200)}, Reason: txpipe.RejectBadJSON, Detail: "validated record: " + err.Error(), Source: source(), Seq: r.Offset, Pos: pos})
-			return
+			res.Pos = pos
+			b.Results = append(b.Results, res)
+			metrics.ObserveEventLatency(txpipe.EventPayment, now.Sub(res.EventTime()))
+			if s.cfg.Staging {
+				b.Events = append(b.Events, txpipe.Event{Type: txpipe.EventPayment, CardID: res.CardID, Origin: res.EventTime(), Registered: now, JSON: string(r.Value), Pos: pos})
+			}
+		case s.cfg.Topics.Alerts:
+			a, err := DecodeAlert(r.Value)
+			if err != nil {
+				bad("alert", err)
+				return
+			}
+			a.Pos = pos
+			b.Alerts = append(b.Alerts, a)
+			metrics.ObserveEventLatency(a.Type, now.Sub(a.Origin))
+			if s.cfg.Staging {
+				b.Events = append(b.Events, txpipe.Event{Type: a.Type, CardID: a.CardID, Origin: a.Origin, Registered: now, JSON: a.JSON, Pos: pos})
+			}
+		default:
+			rej, err := DecodeRejected(r.Value)
+			if err != nil {
+				bad("dead-letter", err)
+				return
+			}
+			if rej.Source == "" {
+				rej.Source = csvfile.PositionSource(pos)
+			}
+			rej.Pos = pos
+			b.Rejected = append(b.Rejected, rej)
 		}
-		rej, err := DecodeRejected(r.Value)
-		if err != nil {
-			rej = txpipe.Rejected{Raw: txpipe.RawTransaction{Merchant: truncate(string(r.Value), 200)}, Reason: txpipe.RejectBadJSON, Detail: "dead-letter record: " + err.Error(), Source: source(), Seq: r.Offset}
-		}
-		if rej.Source == "" {
-			rej.Source = source()
-		}
-		rej.Pos = pos
-		b.rejected = append(b.rejected, rej)
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -387,32 +420,33 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 	errs := make([]error, len(s.cfg.Outputs))
 	var wg sync.WaitGroup
 	for i, out := range s.cfg.Outputs {
-		var res []txpipe.Result
-		var rej []txpipe.Rejected
-		var offs []txpipe.Offset
+		vb := &txpipe.ViewBatch{}
 		for _, key := range order {
 			b := batches[key]
 			next, ok := s.next[i][key]
 			if !ok || b.next <= next {
 				continue
 			}
-			r1, r2 := b.since(next)
-			res, rej = append(res, r1...), append(rej, r2...)
-			offs = append(offs, txpipe.Offset{Topic: key.Topic, Partition: key.Partition, Next: b.next, TopicID: s.ids[key.Topic]})
+			rows := b.since(next)
+			vb.Results, vb.Rejected = append(vb.Results, rows.Results...), append(vb.Rejected, rows.Rejected...)
+			vb.Alerts, vb.Events = append(vb.Alerts, rows.Alerts...), append(vb.Events, rows.Events...)
+			vb.Next = append(vb.Next, txpipe.Offset{Topic: key.Topic, Partition: key.Partition, Next: b.next, TopicID: s.ids[key.Topic]})
 		}
-		if len(offs) == 0 {
+		if len(vb.Next) == 0 {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := out.Write(ctx, res, rej, offs); err != nil {
+			if err := out.Write(ctx, vb); err != nil {
 				errs[i] = fmt.Errorf("write the %s view: %w", out.Name(), err)
 				return
 			}
-			metrics.ObserveSinkRows(out.Name(), metrics.TableStream, len(res))
-			metrics.ObserveSinkRows(out.Name(), metrics.TableRejected, len(rej))
-			for _, o := range offs {
+			metrics.ObserveSinkRows(out.Name(), metrics.TableStream, len(vb.Results))
+			metrics.ObserveSinkRows(out.Name(), metrics.TableRejected, len(vb.Rejected))
+			metrics.ObserveSinkRows(out.Name(), metrics.TableAlerts, len(vb.Alerts))
+			metrics.ObserveSinkRows(out.Name(), metrics.TableStaging, len(vb.Events))
+			for _, o := range vb.Next {
 				s.next[i][tp(o.Topic, o.Partition)] = o.Next
 			}
 		}()

@@ -601,7 +601,7 @@ func TestRestoreRefusesDeletedResults(t *testing.T) {
 // brokenStore is a database whose stored offsets cannot be read.
 type brokenStore struct{}
 
-func (brokenStore) WriteStream(context.Context, string, []txpipe.Result, []txpipe.Rejected, []txpipe.Offset) error {
+func (brokenStore) WriteViews(context.Context, string, *txpipe.ViewBatch) error {
 	return errors.New("broken")
 }
 
@@ -666,7 +666,8 @@ func newMemStore() *memStore {
 
 func (s *memStore) setDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
 
-func (s *memStore) WriteStream(_ context.Context, _ string, results []txpipe.Result, rejected []txpipe.Rejected, offsets []txpipe.Offset) error {
+func (s *memStore) WriteViews(_ context.Context, _ string, b *txpipe.ViewBatch) error {
+	results, rejected, offsets := b.Results, b.Rejected, b.Next
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down {

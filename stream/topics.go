@@ -29,10 +29,12 @@ type Topics struct {
 	// Repartition holds records moved to their card's partition (a foreign
 	// producer keyed them otherwise, or not at all).
 	Repartition string
-	State       string // checkpoints of the card states, same partition as the card's input (compacted)
-	Cards       string // master data: cards with their limits (compacted)
-	Customers   string // master data: customers with their addresses (compacted)
-	Stolen      string // master data: stolen cards with when they were reported (compacted)
+	// Alerts holds the stolen-card alerts, keyed by card.
+	Alerts    string
+	State     string // checkpoints of the card states, same partition as the card's input (compacted)
+	Cards     string // master data: cards with their limits (compacted)
+	Customers string // master data: customers with their addresses (compacted)
+	Stolen    string // master data: stolen cards with when they were reported (compacted)
 }
 
 // TopicsFor derives every topic name from the input topic.
@@ -42,6 +44,7 @@ func TopicsFor(input string) Topics {
 		Validated:   input + ".validated",
 		DLQ:         input + ".dlq",
 		Repartition: input + ".repartition",
+		Alerts:      input + ".alerts",
 		State:       input + ".card-state",
 		Cards:       "txpipe.cards",
 		Customers:   "txpipe.customers",

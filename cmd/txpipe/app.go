@@ -127,13 +127,13 @@ func (l *lazyStore) get(ctx context.Context) (*mysqlstore.DB, error) {
 	return nil, err
 }
 
-func (l *lazyStore) WriteStream(ctx context.Context, consumer string, results []txpipe.Result, rejected []txpipe.Rejected, offsets []txpipe.Offset) error {
+func (l *lazyStore) WriteViews(ctx context.Context, consumer string, b *txpipe.ViewBatch) error {
 	db, err := l.get(ctx)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	if err := db.WriteStream(ctx, consumer, results, rejected, offsets); err != nil {
+	if err := db.WriteViews(ctx, consumer, b); err != nil {
 		return err
 	}
 	metrics.ObserveMySQLWrite(metrics.OperationStream, time.Since(start)) // the sink counts the rows of every output

@@ -24,6 +24,7 @@ func newConsume() *cobra.Command {
 		checkpointEvery int
 		memLimitMiB     int64
 		dedupHorizon    time.Duration
+		alerts, staging bool
 		stopTimeout     time.Duration
 		metricsAddr     string
 	)
@@ -86,7 +87,8 @@ not; txpipe serve answers from the live stream).`,
 			cc := stream.ConsumeConfig{
 				Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Group: cfg.KafkaGroupID,
 				Instance: instance, ResultsDir: cfg.Results, UntilIdle: untilIdle, MaxBatch: maxBatch,
-				CheckpointEvery: checkpointEvery, DedupHorizon: dedupHorizon, StopTimeout: stopTimeout, ClientOpts: metrics.KafkaOpts("consume"),
+				CheckpointEvery: checkpointEvery, DedupHorizon: dedupHorizon, StopTimeout: stopTimeout,
+				Alerts: alerts, Staging: staging, ClientOpts: metrics.KafkaOpts("consume"),
 			}
 			obs, cl, err := observe(metricsAddr, cfg, true, true)
 			if err != nil {
@@ -128,6 +130,8 @@ not; txpipe serve answers from the live stream).`,
 	f.IntVar(&maxBatch, "batch", stream.DefaultMaxBatch, "records per Kafka transaction")
 	f.IntVar(&checkpointEvery, "checkpoint-every", stream.DefaultCheckpointEvery, "results per partition between two checkpoints of its card states (a restart replays at most about this many)")
 	f.DurationVar(&dedupHorizon, "dedup-horizon", txpipe.DefaultDedupHorizon, "how long, in event time, a card remembers the transaction ids it judged (memory grows with the ids judged in this span)")
+	f.BoolVar(&alerts, "alerts", true, "alert on payments on stolen cards (the alerts topic, table and results/alerts.csv)")
+	f.BoolVar(&staging, "staging", true, "write every payment and alert to the event staging view (event_staging, results/event_staging.csv)")
 	f.DurationVar(&stopTimeout, "stop-timeout", stream.DefaultStopTimeout, "how long a stop waits for writes in flight")
 	f.Int64Var(&memLimitMiB, "memory-limit", 192, "soft memory limit in MiB for the garbage collector (0: none; GOMEMLIMIT wins)")
 	metricsFlag(cmd, &metricsAddr)

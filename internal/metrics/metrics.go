@@ -82,6 +82,12 @@ var (
 	SinkRowsWritten = counterVec("txpipe_sink_rows_written_total",
 		"Rows written by the stream sinks, by sink and table.", "sink", "table")
 
+	// EventLatency is how long after an event happened (event_date_origin)
+	// the sink took it (event_dw_regdate), by event type.
+	EventLatency = histogramVec("txpipe_event_latency_seconds",
+		"Time from when an event happened (event_date_origin) to when the sink took it (event_dw_regdate), by event type.",
+		[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600}, "event_type")
+
 	// BatchDuration is how long batch runs took, by result (ok, failed).
 	BatchDuration = histogramVec("txpipe_batch_duration_seconds",
 		"Duration of batch runs, by result.", []float64{1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}, "result")
@@ -166,6 +172,8 @@ const (
 	SinkMySQL       = "mysql"
 	TableStream     = "stream_transactions"
 	TableRejected   = "rejected_transactions"
+	TableAlerts     = "alerts"
+	TableStaging    = "event_staging"
 	OperationStream = "stream"
 )
 
@@ -176,6 +184,20 @@ func ObserveSinkRows(sink, table string, n int) {
 		SinkRowsWritten.WithLabelValues(sink, table).Add(float64(n))
 	}
 }
+
+// ObserveEventLatency records how long after it happened the sink took
+// an event.
+func ObserveEventLatency(eventType string, d time.Duration) {
+	o, ok := latencyObservers.Load(eventType)
+	if !ok {
+		o, _ = latencyObservers.LoadOrStore(eventType, EventLatency.WithLabelValues(eventType))
+	}
+	o.(prometheus.Observer).Observe(max(d, 0).Seconds())
+}
+
+// latencyObservers caches EventLatency's observers by event type: the sink
+// observes every record.
+var latencyObservers sync.Map // string → prometheus.Observer
 
 // SetLag sets how many records of a partition a group has not processed.
 func SetLag(group, topic string, partition int32, lag int64) {

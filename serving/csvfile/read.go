@@ -29,6 +29,8 @@ const (
 	RejectedFile     = "rejected_transactions.csv"
 	CutoffsFile      = "batch_cutoffs.csv"
 	LoadRejectedFile = "load_rejected.csv"
+	AlertsFile       = "alerts.csv"
+	StagingFile      = "event_staging.csv"
 )
 
 // Columns of the dataset files, in order.

@@ -29,8 +29,10 @@ const SegmentDir = ".txpipe-segments"
 // restart truncates the rows to that length. Merge turns the segments
 // into results/stream_transactions.csv and rejected_transactions.csv.
 //
-// A segment row is: its kind ("r" result, "x" rejected), its seq, then the
-// columns of StreamColumns or RejectedColumns.
+// A segment row is: its kind ("r" result, "x" rejected, "a" alert, "e"
+// staged event), its order key (a result's or rejected row's seq), then the
+// columns of StreamColumns, RejectedColumns, AlertColumns or
+// StagingColumns.
 type Segments struct {
 	dir  string // results directory
 	segs map[string]*segment
@@ -140,7 +142,7 @@ func (s *Segments) CloseAll() {
 // next as the next offset of each partition it names. Rows are synced
 // before the position, so a crash leaves at most rows past the position,
 // which the next Open truncates.
-func (s *Segments) Write(_ context.Context, results []txpipe.Result, rejected []txpipe.Rejected, next []txpipe.Offset) error {
+func (s *Segments) Write(_ context.Context, vb *txpipe.ViewBatch) error {
 	rows := map[string]*strings.Builder{}
 	w := map[string]*csv.Writer{}
 	writer := func(topic string, p int32) (*csv.Writer, error) {
@@ -155,8 +157,8 @@ func (s *Segments) Write(_ context.Context, results []txpipe.Result, rejected []
 		rows[name], w[name] = b, csv.NewWriter(b)
 		return w[name], nil
 	}
-	for i := range results {
-		r := &results[i]
+	for i := range vb.Results {
+		r := &vb.Results[i]
 		cw, err := writer(r.Pos.Topic, r.Pos.Partition)
 		if err != nil {
 			return err
@@ -164,8 +166,8 @@ func (s *Segments) Write(_ context.Context, results []txpipe.Result, rejected []
 		s.rec = append(s.rec[:0], "r", strconv.FormatInt(r.Seq, 10))
 		cw.Write(AppendStreamResult(s.rec, *r))
 	}
-	for i := range rejected {
-		r := &rejected[i]
+	for i := range vb.Rejected {
+		r := &vb.Rejected[i]
 		cw, err := writer(r.Pos.Topic, r.Pos.Partition)
 		if err != nil {
 			return err
@@ -173,7 +175,25 @@ func (s *Segments) Write(_ context.Context, results []txpipe.Result, rejected []
 		s.rec = append(s.rec[:0], "x", strconv.FormatInt(r.Seq, 10))
 		cw.Write(AppendRejected(s.rec, *r))
 	}
-	for _, o := range next {
+	for i := range vb.Alerts {
+		a := &vb.Alerts[i]
+		cw, err := writer(a.Pos.Topic, a.Pos.Partition)
+		if err != nil {
+			return err
+		}
+		s.rec = append(s.rec[:0], "a", "")
+		cw.Write(AppendAlert(s.rec, *a))
+	}
+	for i := range vb.Events {
+		e := &vb.Events[i]
+		cw, err := writer(e.Pos.Topic, e.Pos.Partition)
+		if err != nil {
+			return err
+		}
+		s.rec = append(s.rec[:0], "e", "")
+		cw.Write(AppendEvent(s.rec, *e))
+	}
+	for _, o := range vb.Next {
 		seg, ok := s.segs[segName(o.Topic, o.Partition)]
 		if !ok {
 			return fmt.Errorf("segment %s/%d is not open", o.Topic, o.Partition)
@@ -244,7 +264,46 @@ func Merge(resultsDir string, topics ...string) error {
 	}
 	extra := &sliceSource{rows: dups}
 	slices.SortStableFunc(extra.rows, func(a, b []string) int { return strings.Compare(rejectedKey(a), rejectedKey(b)) })
-	return mergeRows(append(srcs, extra), "x", rejectedKey, filepath.Join(resultsDir, RejectedFile), RejectedColumns, nil)
+	if err := mergeRows(append(srcs, extra), "x", rejectedKey, filepath.Join(resultsDir, RejectedFile), RejectedColumns, nil); err != nil {
+		return err
+	}
+	// Alerts and staged events, where there are any (or were before).
+	for _, v := range []struct {
+		kind, file string
+		cols       []string
+		key        func([]string) string
+	}{
+		{"a", AlertsFile, AlertColumns, alertKey},
+		{"e", StagingFile, StagingColumns, eventKey},
+	} {
+		has := false
+		for _, s := range srcs {
+			if err := s.rewind(); err != nil {
+				return err
+			}
+			if fs, ok := s.(*fileSource); ok && fs.kinds[v.kind] {
+				has = true
+			}
+		}
+		if _, err := os.Stat(filepath.Join(resultsDir, v.file)); !has && err != nil {
+			continue
+		}
+		if err := mergeRows(srcs, v.kind, v.key, filepath.Join(resultsDir, v.file), v.cols, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// alertKey orders alerts: by the end of what they cover, card, type, then
+// Kafka position.
+func alertKey(rec []string) string {
+	return rec[5] + "\x00" + pad(rec[3]) + "\x00" + rec[2] + "\x00" + pad(rec[len(rec)-2]) + "\x00" + pad(rec[len(rec)-1])
+}
+
+// eventKey orders staged events: when they happened, then Kafka position.
+func eventKey(rec []string) string {
+	return rec[4] + "\x00" + rec[len(rec)-3] + "\x00" + pad(rec[len(rec)-2]) + "\x00" + pad(rec[len(rec)-1])
 }
 
 // duplicateRow is the rejected segment row of a stream segment row that a
@@ -309,6 +368,7 @@ type fileSource struct {
 	name   string
 	t      string
 	r      *csv.Reader
+	kinds  map[string]bool // the kinds of rows seen
 }
 
 func (s *fileSource) rewind() error {
@@ -330,6 +390,12 @@ func (s *fileSource) next() ([]string, error) {
 	}
 	if len(rec) < 4 {
 		return nil, fmt.Errorf("read segment %s: short row", s.name)
+	}
+	if !s.kinds[rec[0]] {
+		if s.kinds == nil {
+			s.kinds = map[string]bool{}
+		}
+		s.kinds[rec[0]] = true
 	}
 	return rec, nil
 }

@@ -20,7 +20,37 @@ var (
 	StreamColumns   = append(append([]string{}, ResultColumns...), "kafka_partition", "kafka_offset")
 	RejectedColumns = []string{"transaction_id", "reason", "source", "card_id", "merchant_name", "timestamp", "amount", "location", "transaction_type", "related_transaction_id", "detail",
 		"kafka_topic", "kafka_partition", "kafka_offset"}
+	// AlertColumns are those of alerts.csv (and the alerts table).
+	AlertColumns = []string{"alert_type", "card_id", "window_from", "window_to", "late", "payments", "total", "first_seen", "last_seen",
+		"event_date_origin", "alert_json", "kafka_topic", "kafka_partition", "kafka_offset"}
+	// StagingColumns are those of event_staging.csv (and the table).
+	StagingColumns = []string{"event_type", "card_id", "event_date_origin", "event_dw_regdate", "event_json_data", "kafka_topic", "kafka_partition", "kafka_offset"}
 )
+
+// Time layouts of the alert and staging views: milliseconds, and the
+// writer's time to the microsecond.
+const (
+	AlertTimeLayout      = "2006-01-02 15:04:05.000"
+	RegisteredTimeLayout = "2006-01-02 15:04:05.000000"
+)
+
+// AppendAlert appends the fields of an alerts row (AlertColumns).
+func AppendAlert(rec []string, a txpipe.Alert) []string {
+	late := "0"
+	if a.Late {
+		late = "1"
+	}
+	rec = append(rec, a.Type, strconv.FormatInt(a.CardID, 10), a.From.UTC().Format(AlertTimeLayout), a.To.UTC().Format(AlertTimeLayout), late,
+		strconv.FormatInt(a.Count, 10), a.Total.String(), a.First.UTC().Format(AlertTimeLayout), a.Last.UTC().Format(AlertTimeLayout),
+		a.Origin.UTC().Format(AlertTimeLayout), a.JSON, a.Pos.Topic)
+	return appendPos(rec, a.Pos)
+}
+
+// AppendEvent appends the fields of an event_staging row (StagingColumns).
+func AppendEvent(rec []string, e txpipe.Event) []string {
+	rec = append(rec, e.Type, strconv.FormatInt(e.CardID, 10), e.Origin.UTC().Format(AlertTimeLayout), e.Registered.UTC().Format(RegisteredTimeLayout), e.JSON, e.Pos.Topic)
+	return appendPos(rec, e.Pos)
+}
 
 // Writer writes a CSV file atomically: rows go to a temporary file beside
 // the target, which Commit renames into place. A reader never sees half a

@@ -104,7 +104,7 @@ func BenchmarkWriteStream(b *testing.B) {
 					b.StopTimer()
 					truncateStream(b, db)
 					b.StartTimer()
-					if err := db.writeStream(ctx, m.mode, "bench", results, nil, offsets); err != nil {
+					if err := db.writeRows(ctx, m.mode, "bench", results, nil, offsets); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -157,7 +157,7 @@ func BenchmarkWriteStreamVsRaw(b *testing.B) {
 				write := func() time.Duration {
 					truncateStream(b, db)
 					start := time.Now()
-					if err := db.writeStream(ctx, m.mode, "bench", results, nil, offsets); err != nil {
+					if err := db.writeRows(ctx, m.mode, "bench", results, nil, offsets); err != nil {
 						b.Fatal(err)
 					}
 					return time.Since(start)

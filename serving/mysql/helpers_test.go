@@ -154,3 +154,8 @@ func tinyMaster(n int) *txpipe.Master {
 	}
 	return m
 }
+
+// writeRows writes results, rejected rows and offsets as a sink does.
+func (db *DB) writeRows(ctx context.Context, mode streamMode, consumer string, results []txpipe.Result, rejected []txpipe.Rejected, offsets []txpipe.Offset) error {
+	return db.writeStream(ctx, mode, consumer, &txpipe.ViewBatch{Results: results, Rejected: rejected, Next: offsets})
+}

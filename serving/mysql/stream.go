@@ -59,14 +59,67 @@ const (
 // batch's rows are taken back (to a savepoint) and the duplicates settled
 // against the stored rows first.
 func (db *DB) WriteStream(ctx context.Context, consumer string, results []txpipe.Result, rejected []txpipe.Rejected, offsets []txpipe.Offset) error {
-	return db.writeStream(ctx, streamLoadData, consumer, results, rejected, offsets)
+	return db.writeStream(ctx, streamLoadData, consumer, &txpipe.ViewBatch{Results: results, Rejected: rejected, Next: offsets})
+}
+
+// WriteViews is WriteStream for every view a sink writes: also the alerts
+// (alerts, by Kafka position) and the staged events (event_staging), in
+// the same transaction.
+func (db *DB) WriteViews(ctx context.Context, consumer string, b *txpipe.ViewBatch) error {
+	return db.writeStream(ctx, streamLoadData, consumer, b)
+}
+
+var alertsTable = bulkTable{name: "alerts", upsert: true, cols: []string{"kafka_topic", "kafka_partition", "kafka_offset", "alert_type", "card_id",
+	"window_from", "window_to", "late", "payments", "total", "first_seen", "last_seen", "event_date_origin", "alert_json"}}
+
+var stagingTable = bulkTable{name: "event_staging", upsert: true, cols: []string{"kafka_topic", "kafka_partition", "kafka_offset", "event_type", "card_id",
+	"event_date_origin", "event_dw_regdate", "event_json_data"}}
+
+func init() {
+	alertsTable.update = alertsTable.cols[3:]
+	stagingTable.update = stagingTable.cols[3:]
+}
+
+const (
+	msLayout = "2006-01-02 15:04:05.000"
+	usLayout = "2006-01-02 15:04:05.000000"
+)
+
+// writeAlertsAndEvents upserts alerts and staged events by position.
+func (db *DB) writeAlertsAndEvents(ctx context.Context, tx *sql.Tx, b *txpipe.ViewBatch) error {
+	if len(b.Alerts) > 0 {
+		_, err := db.insertRows(ctx, tx, alertsTable, sliceSource(len(b.Alerts), func(i int, row []any) []any {
+			a := &b.Alerts[i]
+			late := int64(0)
+			if a.Late {
+				late = 1
+			}
+			return append(row, a.Pos.Topic, int64(a.Pos.Partition), a.Pos.Offset, a.Type, a.CardID, a.From.UTC().Format(msLayout), a.To.UTC().Format(msLayout),
+				late, a.Count, a.Total.String(), a.First.UTC().Format(msLayout), a.Last.UTC().Format(msLayout), a.Origin.UTC().Format(msLayout), a.JSON)
+		}), 200)
+		if err != nil {
+			return fmt.Errorf("write alerts: %w", err)
+		}
+	}
+	if len(b.Events) > 0 {
+		_, err := db.insertRows(ctx, tx, stagingTable, sliceSource(len(b.Events), func(i int, row []any) []any {
+			e := &b.Events[i]
+			return append(row, e.Pos.Topic, int64(e.Pos.Partition), e.Pos.Offset, e.Type, e.CardID, e.Origin.UTC().Format(msLayout),
+				e.Registered.UTC().Format(usLayout), e.JSON)
+		}), 500)
+		if err != nil {
+			return fmt.Errorf("write event_staging: %w", err)
+		}
+	}
+	return nil
 }
 
 // errRaced says that rows with the batch's ids appeared while it was
 // written (another sink writing another partition); the write is retried.
 var errRaced = errors.New("rows with the same transaction ids were written concurrently")
 
-func (db *DB) writeStream(ctx context.Context, mode streamMode, consumer string, results []txpipe.Result, rejected []txpipe.Rejected, offsets []txpipe.Offset) error {
+func (db *DB) writeStream(ctx context.Context, mode streamMode, consumer string, b *txpipe.ViewBatch) error {
+	results, rejected, offsets := b.Results, b.Rejected, b.Next
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		kept, dups := firstOfEachID(results)
 		if len(kept) > 0 {
@@ -96,6 +149,9 @@ func (db *DB) writeStream(ctx context.Context, mode streamMode, consumer string,
 		}
 		if err := db.writeRejected(ctx, tx, rejectedTable, append(rejected, dups...)); err != nil {
 			return fmt.Errorf("write rejected_transactions: %w", err)
+		}
+		if err := db.writeAlertsAndEvents(ctx, tx, b); err != nil {
+			return err
 		}
 		if len(offsets) > 0 {
 			_, err := db.insertRows(ctx, tx, offsetsTable, sliceSource(len(offsets), func(i int, row []any) []any {
@@ -377,8 +433,10 @@ func (db *DB) ResetPartition(ctx context.Context, consumer, topic string, partit
 				return fmt.Errorf("reset %s/%d: %w", topic, partition, err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM rejected_transactions WHERE kafka_topic = ? AND kafka_partition = ?", topic, partition); err != nil {
-			return fmt.Errorf("reset %s/%d: %w", topic, partition, err)
+		for _, table := range []string{"rejected_transactions", "alerts", "event_staging"} {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE kafka_topic = ? AND kafka_partition = ?", topic, partition); err != nil {
+				return fmt.Errorf("reset %s/%d in %s: %w", topic, partition, table, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM sink_offsets WHERE consumer = ? AND topic = ? AND `partition` = ?", consumer, topic, partition); err != nil {
 			return fmt.Errorf("reset %s/%d: %w", topic, partition, err)

@@ -69,7 +69,7 @@ func TestWriteStreamReplay(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			db := openTest(t)
 			ctx := context.Background()
-			if err := db.writeStream(ctx, m.mode, "sink-a", results, rejected, offsets); err != nil {
+			if err := db.writeRows(ctx, m.mode, "sink-a", results, rejected, offsets); err != nil {
 				t.Fatal(err)
 			}
 			if m.mode == streamLoadData {
@@ -85,7 +85,7 @@ func TestWriteStreamReplay(t *testing.T) {
 				t.Fatalf("StreamRows differs from what was written (%d rows, want %d)", len(got), len(want))
 			}
 			// The replay of the same batch changes nothing.
-			if err := db.writeStream(ctx, m.mode, "sink-a", results, rejected, offsets); err != nil {
+			if err := db.writeRows(ctx, m.mode, "sink-a", results, rejected, offsets); err != nil {
 				t.Fatal(err)
 			}
 			if again := dump(t, db, "stream_transactions", "transaction_id"); !reflect.DeepEqual(first, again) {
@@ -105,7 +105,7 @@ func TestWriteStreamReplay(t *testing.T) {
 			if !reflect.DeepEqual(nexts(offs), map[int32]int64{0: 1200, 1: 1146}) {
 				t.Errorf("offsets %v", offs)
 			}
-			if err := db.writeStream(ctx, m.mode, "sink-a", nil, nil, []txpipe.Offset{{Topic: "validated", Partition: 0, Next: 1300}}); err != nil {
+			if err := db.writeRows(ctx, m.mode, "sink-a", nil, nil, []txpipe.Offset{{Topic: "validated", Partition: 0, Next: 1300}}); err != nil {
 				t.Fatal(err)
 			}
 			offs, _ = db.Offsets(ctx, "sink-a", "validated")
@@ -138,14 +138,14 @@ func TestWriteStreamKeepsFirstOfEachID(t *testing.T) {
 			}
 			// Batch 1: ids 1-50, and a later copy of id 3 in the same batch.
 			b1 := append(append([]txpipe.Result(nil), results...), copyOf(results[2], time.Hour, 900))
-			if err := db.writeStream(ctx, m.mode, "s", b1, nil, nil); err != nil {
+			if err := db.writeRows(ctx, m.mode, "s", b1, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			// Batch 2: a later copy of id 5 (rejected), an earlier copy of id 7
 			// (replaces the stored row, which is rejected), and the very
 			// same record as id 9 (a replay: nothing happens).
 			b2 := []txpipe.Result{copyOf(results[4], time.Minute, 901), copyOf(results[6], -time.Minute, 902), results[8]}
-			if err := db.writeStream(ctx, m.mode, "s", b2, nil, nil); err != nil {
+			if err := db.writeRows(ctx, m.mode, "s", b2, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			got, err := db.StreamRows(ctx)
@@ -186,7 +186,7 @@ func TestWriteStreamCanceledRollsBack(t *testing.T) {
 			defer cancel()
 			db.testHookRows = func(int) { cancel() }
 			results := makeResults(5000, 1)
-			err := db.writeStream(ctx, m.mode, "sink", results, nil, []txpipe.Offset{{Topic: "validated", Partition: 0, Next: 5000}})
+			err := db.writeRows(ctx, m.mode, "sink", results, nil, []txpipe.Offset{{Topic: "validated", Partition: 0, Next: 5000}})
 			db.testHookRows = nil
 			if err == nil {
 				t.Fatal("cancelled WriteStream succeeded")
