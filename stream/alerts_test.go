@@ -131,7 +131,7 @@ func TestAlertWindows(t *testing.T) {
 		h.pay(1, 7, 1*s, true)
 		h.pay(2, 8, 20*s, false) // watermark 15 s: [0,5) closes, summary at 10 s
 		h.take()
-		h.pay(3, 7, 12*s, true)       // window [10,15) closed already (watermark 15 s): late
+		h.pay(3, 7, 12*s, true)        // window [10,15) closed already (watermark 15 s): late
 		h.pay(4, 7, 2*time.Hour, true) // far ahead: moves the watermark on
 		h.pay(5, 7, 3*s, true)         // very late: its window and its hour are long gone
 		got := h.take()
