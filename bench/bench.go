@@ -49,8 +49,10 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/config"
 	"github.com/txpipe/txpipe/dataset"
 	"github.com/txpipe/txpipe/serving/csvfile"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
@@ -66,6 +68,9 @@ type Options struct {
 	// Binary is set (the stages then share no heap with the broker), else
 	// in this process.
 	Brokers []string
+	// Compression is the producers' codec, a KAFKA_COMPRESSION value
+	// (empty: config.DefaultCompression).
+	Compression string
 	// MySQL is the server (DBName is ignored: the run creates and drops
 	// databases of its own); nil skips the sink and batch stages.
 	MySQL *mysql.Config
@@ -167,6 +172,7 @@ type bencher struct {
 	tmp     string
 	data    string // the generated dataset
 	brokers []string
+	opts    []kgo.Opt // added to every Kafka client: the codec
 	master  *txpipe.Master
 	rows    int64 // transactions in the file (the N of every stage)
 	enc     encoded
@@ -202,6 +208,10 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	defer os.RemoveAll(b.tmp)
 
 	b.brokers = o.Brokers
+	if b.o.Compression == "" {
+		b.o.Compression = config.DefaultCompression
+	}
+	b.opts = []kgo.Opt{kgo.ProducerBatchCompression(config.Codec(b.o.Compression))}
 	if len(b.brokers) == 0 && o.Binary != "" {
 		addr, stop, err := b.startBrokerChild(ctx)
 		if err != nil {

@@ -184,7 +184,7 @@ func (b *bencher) sinkStage(ctx context.Context, rep *Report) error {
 	s, err := stream.NewSink(stream.SinkConfig{
 		Brokers: b.brokers, Topics: b.val.topics, Group: group, Instance: "bench",
 		ResultsDir: filepath.Join(b.tmp, "sink-results"), Store: storeAdapter{sinkDB.db, &spent, &calls}, Consumer: group,
-		Transient: mysqlstore.IsTransient, Log: b.log,
+		Transient: mysqlstore.IsTransient, Log: b.log, ClientOpts: b.opts,
 	})
 	if err != nil {
 		return err

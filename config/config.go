@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,22 +15,28 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/joho/godotenv"
 	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Config is every setting shared by the subcommands.
 type Config struct {
-	KafkaBootstrap  string
-	KafkaSet        bool // KAFKA_BOOTSTRAP_SERVERS was given, not defaulted
-	KafkaTopic      string
-	KafkaGroupID    string
-	ConsumerTimeout time.Duration // 0: run until stopped
-	DBHost          string
-	DBPort          int
-	DBUser          string
-	DBPassword      string // environment only: never a flag
-	DBName          string
-	Results         string
-	Data            string
+	KafkaBootstrap string
+	KafkaSet       bool // KAFKA_BOOTSTRAP_SERVERS was given, not defaulted
+	KafkaTopic     string
+	KafkaGroupID   string
+	// KafkaCardsTopic and KafkaCustomersTopic are the master-data topics.
+	KafkaCardsTopic     string
+	KafkaCustomersTopic string
+	// KafkaCompression is the producers' codec: one of Compressions.
+	KafkaCompression string
+	ConsumerTimeout  time.Duration // 0: run until stopped
+	DBHost           string
+	DBPort           int
+	DBUser           string
+	DBPassword       string // environment only: never a flag
+	DBName           string
+	Results          string
+	Data             string
 }
 
 type setting struct {
@@ -37,10 +44,20 @@ type setting struct {
 	secret                bool
 }
 
+// Compressions are the codecs KAFKA_COMPRESSION takes.
+var Compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// DefaultCompression is the producers' codec unless KAFKA_COMPRESSION
+// says otherwise.
+const DefaultCompression = "lz4"
+
 var settings = []setting{
 	{env: "KAFKA_BOOTSTRAP_SERVERS", flag: "kafka-bootstrap-servers", def: "localhost:9092", usage: "Kafka brokers, comma-separated"},
 	{env: "KAFKA_TOPIC", flag: "kafka-topic", def: "transactions", usage: "input topic of transactions"},
 	{env: "KAFKA_GROUP_ID", flag: "kafka-group-id", def: "txpipe", usage: "consumer group of the validators (the sinks use <group>.sink)"},
+	{env: "KAFKA_CARDS_TOPIC", flag: "kafka-cards-topic", def: "txpipe.cards", usage: "compacted topic of the cards and their limits"},
+	{env: "KAFKA_CUSTOMERS_TOPIC", flag: "kafka-customers-topic", def: "txpipe.customers", usage: "compacted topic of the customers and their addresses"},
+	{env: "KAFKA_COMPRESSION", flag: "kafka-compression", def: DefaultCompression, usage: "compression of every record txpipe produces: " + strings.Join(Compressions, ", ")},
 	{env: "CONSUMER_TIMEOUT_MS", flag: "consumer-timeout-ms", def: "0", usage: "consume exits after this many ms without records (0: never)"},
 	{env: "DB_HOST", flag: "db-host", def: "", usage: "MySQL host; empty runs without a database (Kafka and CSV only)"},
 	{env: "DB_PORT", flag: "db-port", def: "3306", usage: "MySQL port"},
@@ -90,16 +107,19 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 		v[s.env] = strings.TrimSpace(get(s))
 	}
 	c := &Config{
-		KafkaBootstrap: v["KAFKA_BOOTSTRAP_SERVERS"],
-		KafkaSet:       given["KAFKA_BOOTSTRAP_SERVERS"] && v["KAFKA_BOOTSTRAP_SERVERS"] != "",
-		KafkaTopic:     v["KAFKA_TOPIC"],
-		KafkaGroupID:   v["KAFKA_GROUP_ID"],
-		DBHost:         v["DB_HOST"],
-		DBUser:         v["DB_USER"],
-		DBPassword:     os.Getenv("DB_PASSWORD"),
-		DBName:         v["DB_NAME"],
-		Results:        v["TXPIPE_RESULTS"],
-		Data:           v["TXPIPE_DATA"],
+		KafkaBootstrap:      v["KAFKA_BOOTSTRAP_SERVERS"],
+		KafkaSet:            given["KAFKA_BOOTSTRAP_SERVERS"] && v["KAFKA_BOOTSTRAP_SERVERS"] != "",
+		KafkaTopic:          v["KAFKA_TOPIC"],
+		KafkaGroupID:        v["KAFKA_GROUP_ID"],
+		KafkaCardsTopic:     v["KAFKA_CARDS_TOPIC"],
+		KafkaCustomersTopic: v["KAFKA_CUSTOMERS_TOPIC"],
+		KafkaCompression:    strings.ToLower(v["KAFKA_COMPRESSION"]),
+		DBHost:              v["DB_HOST"],
+		DBUser:              v["DB_USER"],
+		DBPassword:          os.Getenv("DB_PASSWORD"),
+		DBName:              v["DB_NAME"],
+		Results:             v["TXPIPE_RESULTS"],
+		Data:                v["TXPIPE_DATA"],
 	}
 	ms, err := strconv.ParseInt(v["CONSUMER_TIMEOUT_MS"], 10, 64)
 	if err != nil || ms < 0 {
@@ -112,7 +132,29 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	if c.KafkaTopic == "" {
 		return nil, errors.New("KAFKA_TOPIC is empty")
 	}
+	if c.KafkaCardsTopic == "" || c.KafkaCustomersTopic == "" {
+		return nil, errors.New("KAFKA_CARDS_TOPIC and KAFKA_CUSTOMERS_TOPIC must not be empty")
+	}
+	if !slices.Contains(Compressions, c.KafkaCompression) {
+		return nil, fmt.Errorf("KAFKA_COMPRESSION %q: not one of %s", v["KAFKA_COMPRESSION"], strings.Join(Compressions, ", "))
+	}
 	return c, nil
+}
+
+// Codec is the franz-go codec of a KAFKA_COMPRESSION value (one of
+// Compressions; anything else is no compression).
+func Codec(name string) kgo.CompressionCodec {
+	switch name {
+	case "gzip":
+		return kgo.GzipCompression()
+	case "snappy":
+		return kgo.SnappyCompression()
+	case "lz4":
+		return kgo.Lz4Compression()
+	case "zstd":
+		return kgo.ZstdCompression()
+	}
+	return kgo.NoCompression()
 }
 
 // Brokers splits KAFKA_BOOTSTRAP_SERVERS.

@@ -13,17 +13,45 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/config"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/stream"
 )
 
 // loadConfig resolves the settings of a command.
 func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	return config.Load(cmd.Flags())
+}
+
+// topicsOf names the speed layer's topics: those derived from KAFKA_TOPIC
+// and the master-data topics of the settings.
+func topicsOf(cfg *config.Config) stream.Topics {
+	t := stream.TopicsFor(cfg.KafkaTopic)
+	t.Cards, t.Customers = cfg.KafkaCardsTopic, cfg.KafkaCustomersTopic
+	return t
+}
+
+// kafkaLevel is the level of franz-go's own logs: warn, debug with -v.
+var kafkaLevel = func() *slog.LevelVar {
+	l := new(slog.LevelVar)
+	l.Set(slog.LevelWarn)
+	return l
+}()
+
+// clientOpts are the options of every Kafka client a command creates: the
+// producers' compression (KAFKA_COMPRESSION) and franz-go's logs through
+// log/slog.
+func clientOpts(cfg *config.Config) []kgo.Opt {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: kafkaLevel})).With("component", "kafka-client")
+	return []kgo.Opt{
+		kgo.ProducerBatchCompression(config.Codec(cfg.KafkaCompression)),
+		kgo.WithLogger(kslog.New(log)),
+	}
 }
 
 // openDB opens the configured database (migrated), or returns nil when

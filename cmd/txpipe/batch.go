@@ -70,7 +70,7 @@ func runBatch(ctx context.Context, cfg *config.Config, parquet, publish bool) (b
 		o.Publish = func(ctx context.Context, changed []txpipe.Card) error {
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			return stream.PublishMaster(ctx, cfg.Brokers(), stream.TopicsFor(cfg.KafkaTopic), changed, nil)
+			return stream.PublishMaster(ctx, cfg.Brokers(), topicsOf(cfg), changed, nil, clientOpts(cfg)...)
 		}
 	}
 	return batch.Run(ctx, o)

@@ -60,7 +60,7 @@ commits what is in flight and rewrites the CSV files in event order.`,
 				instance = id
 			}
 			cc := stream.ConsumeConfig{
-				Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Group: cfg.KafkaGroupID,
+				Brokers: cfg.Brokers(), Topics: topicsOf(cfg), Group: cfg.KafkaGroupID, ClientOpts: clientOpts(cfg),
 				Instance: instance, ResultsDir: cfg.Results, UntilIdle: untilIdle, MaxBatch: maxBatch,
 				CheckpointEvery: checkpointEvery,
 			}

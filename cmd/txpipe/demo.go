@@ -89,7 +89,8 @@ func runDemo(ctx context.Context, cfg *config.Config, dataGiven bool, out io.Wri
 		defer b.Close()
 		cfg.KafkaBootstrap = strings.Join(b.Addrs(), ",")
 	}
-	topics := stream.TopicsFor(topic)
+	topics := topicsOf(cfg)
+	opts := clientOpts(cfg)
 	// Segments of an earlier run belong to topics that no longer exist.
 	if err := os.RemoveAll(filepath.Join(cfg.Results, ".txpipe-segments")); err != nil {
 		return err
@@ -97,7 +98,7 @@ func runDemo(ctx context.Context, cfg *config.Config, dataGiven bool, out io.Wri
 
 	// Load.
 	t0 := time.Now()
-	if err := stream.PublishMaster(ctx, cfg.Brokers(), topics, m.Cards, m.Customers); err != nil {
+	if err := stream.PublishMaster(ctx, cfg.Brokers(), topics, m.Cards, m.Customers, opts...); err != nil {
 		return err
 	}
 	db, err := openDB(ctx, cfg)
@@ -124,7 +125,7 @@ func runDemo(ctx context.Context, cfg *config.Config, dataGiven bool, out io.Wri
 	if err != nil {
 		return err
 	}
-	ps, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topics}, rows)
+	ps, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topics, ClientOpts: opts}, rows)
 	if err != nil {
 		return err
 	}
@@ -134,7 +135,7 @@ func runDemo(ctx context.Context, cfg *config.Config, dataGiven bool, out io.Wri
 	t0 = time.Now()
 	want := ps.Records + ps.Rejected
 	cc := stream.ConsumeConfig{
-		Brokers: cfg.Brokers(), Topics: topics, Group: group, Instance: "demo", ResultsDir: cfg.Results,
+		Brokers: cfg.Brokers(), Topics: topics, Group: group, Instance: "demo", ResultsDir: cfg.Results, ClientOpts: opts,
 		Done: func(s stream.ConsumeStats) bool { return s.Written >= want },
 	}
 	if db != nil {

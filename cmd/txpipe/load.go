@@ -43,7 +43,7 @@ rejected_transactions table with their reason.`,
 			if err != nil {
 				return err
 			}
-			if err := stream.PublishMaster(ctx, cfg.Brokers(), stream.TopicsFor(cfg.KafkaTopic), m.Cards, m.Customers); err != nil {
+			if err := stream.PublishMaster(ctx, cfg.Brokers(), topicsOf(cfg), m.Cards, m.Customers, clientOpts(cfg)...); err != nil {
 				return err
 			}
 			slog.Info("master data published", "cards", len(m.Cards), "customers", len(m.Customers))

@@ -39,7 +39,8 @@ between CSV files, MySQL and users (serving layer).
 
 Settings come from flags, then the environment, then a .env file:
 KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC, KAFKA_GROUP_ID, CONSUMER_TIMEOUT_MS,
-DB_HOST, DB_PORT, DB_USER, DB_PASSWORD (environment only), DB_NAME.
+KAFKA_CARDS_TOPIC, KAFKA_CUSTOMERS_TOPIC, KAFKA_COMPRESSION, DB_HOST, DB_PORT,
+DB_USER, DB_PASSWORD (environment only), DB_NAME.
 Without DB_HOST everything runs on Kafka and CSV files alone.`,
 		Example: `  # the whole pipeline in one process, on an embedded broker
   txpipe demo
@@ -55,11 +56,12 @@ Without DB_HOST everything runs on Kafka and CSV files alone.`,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			if v, _ := cmd.Flags().GetBool("verbose"); v {
 				logLevel.Set(slog.LevelDebug)
+				kafkaLevel.Set(slog.LevelDebug)
 			}
 			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})))
 		},
 	}
-	root.PersistentFlags().BoolP("verbose", "v", false, "debug logging")
+	root.PersistentFlags().BoolP("verbose", "v", false, "debug logging, the Kafka client's included (it logs warnings only otherwise)")
 	config.Flags(root.PersistentFlags())
 	root.AddCommand(newGen(), newMigrate(), newLoad(), newProduce(), newConsume(), newDev(), newBatch(), newDemo(), newBench())
 	return root

@@ -62,7 +62,7 @@ dead-letter topic; the validator judges everything else.`,
 					return err
 				}
 			}
-			pc := stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Rate: rate}
+			pc := stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topicsOf(cfg), Rate: rate, ClientOpts: clientOpts(cfg)}
 			if !noBar && stream.IsTerminal(os.Stderr) {
 				pc.Progress = os.Stderr
 			}
