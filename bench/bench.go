@@ -211,7 +211,11 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	if b.o.Compression == "" {
 		b.o.Compression = config.DefaultCompression
 	}
-	b.opts = []kgo.Opt{kgo.ProducerBatchCompression(config.Codec(b.o.Compression))}
+	compression, err := config.ProducerCompression(b.o.Compression)
+	if err != nil {
+		return Report{}, err
+	}
+	b.opts = []kgo.Opt{compression}
 	if len(b.brokers) == 0 && o.Binary != "" {
 		addr, stop, err := b.startBrokerChild(ctx)
 		if err != nil {

@@ -3,6 +3,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -155,6 +156,30 @@ func Codec(name string) kgo.CompressionCodec {
 		return kgo.ZstdCompression()
 	}
 	return kgo.NoCompression()
+}
+
+// ProducerCompression is the client option that compresses what a client
+// produces with the codec of a KAFKA_COMPRESSION value. One option may be
+// given to many clients, also while they are being created at the same
+// time (franz-go's ProducerBatchCompression option may not: each new
+// client rewrites its list of codecs in place).
+func ProducerCompression(name string) (kgo.Opt, error) {
+	if Codec(name) == kgo.NoCompression() {
+		return kgo.WithCompressor(noCompression{}), nil
+	}
+	c, err := kgo.DefaultCompressor(Codec(name))
+	if err != nil {
+		return nil, fmt.Errorf("compression %s: %w", name, err)
+	}
+	return kgo.WithCompressor(c), nil
+}
+
+// noCompression leaves every batch as it is (a nil compressor would make
+// the client pick its default codec).
+type noCompression struct{}
+
+func (noCompression) Compress(*bytes.Buffer, []byte, ...kgo.CompressFlag) ([]byte, kgo.CompressionCodecType) {
+	return nil, kgo.CodecNone
 }
 
 // Brokers splits KAFKA_BOOTSTRAP_SERVERS.

@@ -46,12 +46,13 @@ var kafkaLevel = func() *slog.LevelVar {
 // clientOpts are the options of every Kafka client a command creates: the
 // producers' compression (KAFKA_COMPRESSION) and franz-go's logs through
 // log/slog.
-func clientOpts(cfg *config.Config) []kgo.Opt {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: kafkaLevel})).With("component", "kafka-client")
-	return []kgo.Opt{
-		kgo.ProducerBatchCompression(config.Codec(cfg.KafkaCompression)),
-		kgo.WithLogger(kslog.New(log)),
+func clientOpts(cfg *config.Config) ([]kgo.Opt, error) {
+	compression, err := config.ProducerCompression(cfg.KafkaCompression)
+	if err != nil {
+		return nil, err
 	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: kafkaLevel})).With("component", "kafka-client")
+	return []kgo.Opt{compression, kgo.WithLogger(kslog.New(log))}, nil
 }
 
 // openDB opens the configured database (migrated), or returns nil when

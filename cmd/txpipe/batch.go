@@ -67,10 +67,14 @@ func runBatch(ctx context.Context, cfg *config.Config, parquet, publish bool) (b
 		o.DB = db.SQL
 	}
 	if publish {
+		opts, err := clientOpts(cfg)
+		if err != nil {
+			return batch.Summary{}, err
+		}
 		o.Publish = func(ctx context.Context, changed []txpipe.Card) error {
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			return stream.PublishMaster(ctx, cfg.Brokers(), topicsOf(cfg), changed, nil, clientOpts(cfg)...)
+			return stream.PublishMaster(ctx, cfg.Brokers(), topicsOf(cfg), changed, nil, opts...)
 		}
 	}
 	return batch.Run(ctx, o)

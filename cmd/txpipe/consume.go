@@ -59,8 +59,12 @@ commits what is in flight and rewrites the CSV files in event order.`,
 				defer release()
 				instance = id
 			}
+			opts, err := clientOpts(cfg)
+			if err != nil {
+				return err
+			}
 			cc := stream.ConsumeConfig{
-				Brokers: cfg.Brokers(), Topics: topicsOf(cfg), Group: cfg.KafkaGroupID, ClientOpts: clientOpts(cfg),
+				Brokers: cfg.Brokers(), Topics: topicsOf(cfg), Group: cfg.KafkaGroupID, ClientOpts: opts,
 				Instance: instance, ResultsDir: cfg.Results, UntilIdle: untilIdle, MaxBatch: maxBatch,
 				CheckpointEvery: checkpointEvery,
 			}

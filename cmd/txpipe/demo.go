@@ -90,7 +90,10 @@ func runDemo(ctx context.Context, cfg *config.Config, dataGiven bool, out io.Wri
 		cfg.KafkaBootstrap = strings.Join(b.Addrs(), ",")
 	}
 	topics := topicsOf(cfg)
-	opts := clientOpts(cfg)
+	opts, err := clientOpts(cfg)
+	if err != nil {
+		return err
+	}
 	// Segments of an earlier run belong to topics that no longer exist.
 	if err := os.RemoveAll(filepath.Join(cfg.Results, ".txpipe-segments")); err != nil {
 		return err

@@ -43,7 +43,11 @@ rejected_transactions table with their reason.`,
 			if err != nil {
 				return err
 			}
-			if err := stream.PublishMaster(ctx, cfg.Brokers(), topicsOf(cfg), m.Cards, m.Customers, clientOpts(cfg)...); err != nil {
+			opts, err := clientOpts(cfg)
+			if err != nil {
+				return err
+			}
+			if err := stream.PublishMaster(ctx, cfg.Brokers(), topicsOf(cfg), m.Cards, m.Customers, opts...); err != nil {
 				return err
 			}
 			slog.Info("master data published", "cards", len(m.Cards), "customers", len(m.Customers))

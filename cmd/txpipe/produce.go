@@ -62,7 +62,11 @@ dead-letter topic; the validator judges everything else.`,
 					return err
 				}
 			}
-			pc := stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topicsOf(cfg), Rate: rate, ClientOpts: clientOpts(cfg)}
+			opts, err := clientOpts(cfg)
+			if err != nil {
+				return err
+			}
+			pc := stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topicsOf(cfg), Rate: rate, ClientOpts: opts}
 			if !noBar && stream.IsTerminal(os.Stderr) {
 				pc.Progress = os.Stderr
 			}
