@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -21,6 +22,9 @@ import (
 // --kafka-compression and checks every topic txpipe writes: each record
 // franz-go reads back is in the chosen codec (or uncompressed, where a
 // batch would not shrink), and librdkafka's kcat reads every topic whole.
+// With TXPIPE_TEST_PYTHON naming a Python that has kafka-python and the
+// codec libraries (lz4, python-snappy, zstandard), kafka-python must read
+// every topic as kcat does.
 func TestEveryCodecReadableByKcat(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
@@ -30,6 +34,10 @@ func TestEveryCodecReadableByKcat(t *testing.T) {
 	gen, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 40, Cards: 60, Transactions: 1500, Seed: 4, BadRows: 12})
 	if err != nil {
 		t.Fatal(err)
+	}
+	python := os.Getenv("TXPIPE_TEST_PYTHON")
+	if python == "" {
+		t.Log("TXPIPE_TEST_PYTHON is not set: kafka-python is not tried (scripts/python-kafka makes one)")
 	}
 	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
 		for i, codec := range config.Compressions {
@@ -57,6 +65,14 @@ func TestEveryCodecReadableByKcat(t *testing.T) {
 					got := kcatCount(t, kcat, b, topic)
 					if (n >= 0 && got != n) || got == 0 {
 						t.Errorf("kcat read %d records from %s (%s), want %d", got, topic, codec, n)
+					}
+					want[topic] = got
+				}
+				if python != "" {
+					for topic, n := range pythonCounts(t, python, b, want) {
+						if n != want[topic] {
+							t.Errorf("kafka-python read %d records from %s (%s), kcat %d", n, topic, codec, want[topic])
+						}
 					}
 				}
 			})
@@ -128,4 +144,54 @@ func kcatCount(t *testing.T, kcat string, b kafkatest.Broker, topic string) int 
 		t.Fatalf("kcat -t %s: %v\n%s", topic, err, stderr.String())
 	}
 	return strings.Count(string(out), "\n")
+}
+
+// pythonReader reads the topics named on its command line whole
+// (read_committed) with kafka-python and prints "topic count" lines.
+const pythonReader = `
+import sys
+from kafka import KafkaConsumer, TopicPartition
+servers, topics = sys.argv[1], sys.argv[2:]
+c = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, isolation_level="read_committed")
+parts = [TopicPartition(t, p) for t in topics for p in sorted(c.partitions_for_topic(t) or [])]
+c.assign(parts)
+c.seek_to_beginning(*parts)
+ends = c.end_offsets(parts)
+counts = {t: 0 for t in topics}
+left = {tp for tp in parts if ends[tp] > 0}
+while left:
+    got = c.poll(timeout_ms=10000)
+    if not got and all(c.position(tp) >= ends[tp] for tp in left):
+        break
+    if not got:
+        sys.exit("no records for 10 s")
+    for tp, records in got.items():
+        counts[tp.topic] += len(records)
+    left = {tp for tp in left if c.position(tp) < ends[tp]}
+for t in topics:
+    print(t, counts[t])
+`
+
+// pythonCounts reads the topics with kafka-python.
+func pythonCounts(t *testing.T, python string, b kafkatest.Broker, topics map[string]int) map[string]int {
+	t.Helper()
+	args := []string{"-c", pythonReader, b.Bootstrap()}
+	for topic := range topics {
+		args = append(args, topic)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kafka-python (%s): %v\n%s", python, err, stderr.String())
+	}
+	counts := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		topic, n, _ := strings.Cut(line, " ")
+		counts[topic], _ = strconv.Atoi(n)
+	}
+	return counts
 }

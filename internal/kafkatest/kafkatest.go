@@ -87,7 +87,7 @@ func Shared(t testing.TB) Broker {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("%s is not set: CI must run every broker test on real Apache Kafka too (.ci/run starts one with scripts/kafka)", EnvBrokers)
 		}
-		t.Skipf("%s is not set: no real Kafka to run on (eval \"$(scripts/kafka start)\" and export %s=$KAFKA_BOOTSTRAP_SERVERS)", EnvBrokers, EnvBrokers)
+		t.Skipf("%s is not set: no real Kafka to run on (scripts/kafka start prints the address to export as %s)", EnvBrokers, EnvBrokers)
 	}
 	var addrs []string
 	for _, a := range strings.Split(v, ",") {
