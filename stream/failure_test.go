@@ -1,8 +1,8 @@
 package stream_test
 
-// Failure tests of the speed layer against a real Kafka-protocol broker
-// (the embedded kfake on loopback) and, where a database is involved, the
-// real MariaDB: the database going away mid-run, the broker restarting
+// Failure tests of the speed layer against real brokers (the embedded
+// kfake on loopback, and Apache Kafka: see internal/kafkatest) and, where a
+// database is involved, the real MariaDB: the database going away mid-run, the broker restarting
 // mid-run, and a third-party Kafka client (kcat) reading txpipe's topics.
 
 import (
@@ -586,9 +586,9 @@ func failSumCents(s string) (int64, error) {
 
 // ---- the broker restarts ------------------------------------------------------
 
-// TestBrokerRestartMidRun stops the embedded broker (with a data
-// directory) while a consume run is in progress, and starts it again on
-// the same port and directory a second later. The run must carry on and
+// TestBrokerRestartMidRun stops the broker (the embedded one with a data
+// directory, or a private Kafka) while a consume run is in progress, and
+// starts it again on the same port and directory a second later. The run must carry on and
 // leave exactly what an uninterrupted run leaves: the same stream and
 // rejected CSV bytes and the same last state of every card in the
 // changelog (read_committed).
@@ -596,7 +596,8 @@ func TestBrokerRestartMidRun(t *testing.T) {
 	kafkatest.EachRestartable(t, func(t *testing.T, b *kafkatest.Restartable) {
 		data := failDataset(t, 20000, 40)
 
-		// The uninterrupted run, on an in-memory broker of its own.
+		// The uninterrupted run, on an in-memory embedded broker of its
+		// own (on Kafka too: both brokers must give the same results).
 		refBrokers := kafkatest.StartEmbedded(t).Addrs
 		refTopics := b.Topics(t, "restart")
 		refSt := loadAndProduce(t, refBrokers, refTopics, data)
@@ -690,7 +691,7 @@ func TestBrokerRestartMidRun(t *testing.T) {
 
 // ---- a third-party client reads the topics -------------------------------------
 
-// TestKcatReadsTopics checks that txpipe's topics on the embedded broker are
+// TestKcatReadsTopics checks that txpipe's topics on either broker are
 // ordinary Kafka topics to librdkafka's kcat: it lists them, and reading
 // the validated topic read_committed gives exactly the judged
 // transactions, each a valid result record.
