@@ -115,7 +115,7 @@ func (r *Restartable) stop() error {
 
 // script runs scripts/kafka on the broker's data directory, with a bound.
 func (r *Restartable) script(args ...string) (string, error) {
-	path, err := Script()
+	path, err := scriptPath()
 	if err != nil {
 		return "", err
 	}
@@ -131,8 +131,8 @@ func (r *Restartable) script(args ...string) (string, error) {
 	return string(out), nil
 }
 
-// Script is the path of scripts/kafka in the module the test runs in.
-func Script() (string, error) {
+// scriptPath is the path of scripts/kafka in the module the test runs in.
+func scriptPath() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
