@@ -617,7 +617,7 @@ func (brokenStore) Offsets(context.Context, string, string) (map[int32]txpipe.Of
 // up (its database fails) has written nothing, so --until-idle must not
 // stop the consumer, however long it waits.
 func TestNotIdleWhileTheSinkCannotStart(t *testing.T) {
-	kafkatest.EachSerial(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
 		defer stream.SetNoAssignmentWait(stream.SetNoAssignmentWait(300 * time.Millisecond))
 		brokers := b.Addrs
 		topics, _ := stSmallTopic(t, b, "nosink", dataset.Options{Customers: 10, Cards: 20, Transactions: 100, Seed: 2})

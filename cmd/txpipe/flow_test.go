@@ -30,7 +30,7 @@ func runCLI(t *testing.T, args ...string) string {
 // by command: load initial, produce --from-db, consume, batch. The results
 // equal the reference to the cent.
 func TestEverydayFlowWithMySQL(t *testing.T) {
-	kafkatest.EachSerial(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
 		data, want := reftest.Data(t), reftest.Results(t)
 		db := mysqltest.NewDatabase(t)
 		topics := b.Topics(t, "flow")

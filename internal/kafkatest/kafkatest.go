@@ -58,37 +58,12 @@ func (b Broker) Real() bool { return b.Kind == Kafka }
 // Bootstrap is the broker list as KAFKA_BOOTSTRAP_SERVERS takes it.
 func (b Broker) Bootstrap() string { return strings.Join(b.Addrs, ",") }
 
-// Each runs body as two parallel subtests: "embedded" on a fresh embedded
-// broker, and "kafka" on the shared real broker (see Shared). They run
-// after the calling test function returns: it must not clean up what the
-// body uses with defer, and body must not change process-wide state (the
-// environment, the working directory, package variables): such a test
-// uses EachSerial.
+// Each runs body as two subtests: "embedded" on a fresh embedded broker,
+// and "kafka" on the shared real broker (see Shared).
 func Each(t *testing.T, body func(t *testing.T, b Broker)) {
 	t.Helper()
-	each(t, true, body)
-}
-
-// EachSerial is Each with the subtests one after the other.
-func EachSerial(t *testing.T, body func(t *testing.T, b Broker)) {
-	t.Helper()
-	each(t, false, body)
-}
-
-func each(t *testing.T, parallel bool, body func(t *testing.T, b Broker)) {
-	t.Helper()
-	for _, k := range []Kind{Embedded, Kafka} {
-		t.Run(string(k), func(t *testing.T) {
-			if parallel {
-				t.Parallel()
-			}
-			if k == Kafka {
-				body(t, Shared(t))
-			} else {
-				body(t, StartEmbedded(t))
-			}
-		})
-	}
+	t.Run(string(Embedded), func(t *testing.T) { body(t, StartEmbedded(t)) })
+	t.Run(string(Kafka), func(t *testing.T) { body(t, Shared(t)) })
 }
 
 // StartEmbedded starts an in-memory embedded broker on a free loopback

@@ -31,15 +31,14 @@ type Restartable struct {
 	up  bool
 }
 
-// EachRestartable runs body as the parallel subtests "embedded" and
-// "kafka" (see Each), each with a restartable broker of its own. The kafka subtest needs what
+// EachRestartable runs body as the subtests "embedded" and "kafka", each
+// with a restartable broker of its own. The kafka subtest needs what
 // Shared needs (TXPIPE_TEST_KAFKA, which says a real Kafka can run here)
 // and starts a second Kafka next to it.
 func EachRestartable(t *testing.T, body func(t *testing.T, b *Restartable)) {
 	t.Helper()
 	for _, k := range []Kind{Embedded, Kafka} {
 		t.Run(string(k), func(t *testing.T) {
-			t.Parallel()
 			if k == Kafka {
 				Shared(t) // skips (or fails under CI) without a real Kafka
 			}
