@@ -303,7 +303,7 @@ func (b *partBatch) since(next int64) ([]txpipe.Result, []txpipe.Rejected) {
 
 // Run consumes until ctx ends; what it polled is written before it returns.
 func (s *Sink) Run(ctx context.Context) error {
-	defer s.csv.CloseAll()
+	defer s.closeSegments()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, pollWait)
 		fs := s.cl.PollRecords(pctx, s.cfg.MaxBatch)
@@ -434,5 +434,17 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 	return nil
 }
 
-// Close leaves the group and closes the client.
-func (s *Sink) Close() { s.cl.Close() }
+// Close leaves the group and closes the client, then the CSV segments an
+// assignment may have opened after Run returned.
+func (s *Sink) Close() {
+	s.cl.Close()
+	s.closeSegments()
+}
+
+// closeSegments closes the CSV segments under the lock with which an
+// assignment (adjust, on the client's goroutine) opens them.
+func (s *Sink) closeSegments() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.csv.CloseAll()
+}
