@@ -128,16 +128,19 @@ func (s *failLog) summary() string {
 func failReference(t *testing.T, brokers []string, topics stream.Topics, st stream.ProduceStats) string {
 	t.Helper()
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	want := st.Records + st.Rejected
-	_, err := stream.Consume(ctx, stream.ConsumeConfig{
+	cs, err := stream.Consume(ctx, stream.ConsumeConfig{
 		Brokers: brokers, Topics: topics, Group: failName("ref"), Instance: "ref", ResultsDir: dir,
 		Log:  slog.New(slog.DiscardHandler),
 		Done: func(s stream.ConsumeStats) bool { return s.Written >= want },
 	})
 	if err != nil {
 		t.Fatalf("uninterrupted run: %v", err)
+	}
+	if cs.Written < want {
+		t.Fatalf("uninterrupted run: %d of %d records written in 3 minutes", cs.Written, want)
 	}
 	return dir
 }
@@ -353,7 +356,7 @@ type failRuns struct {
 }
 
 func newFailRuns(t *testing.T) *failRuns {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	r := &failRuns{ctx: ctx}
 	t.Cleanup(func() {
 		cancel()
@@ -485,7 +488,7 @@ func TestDatabaseOutageMidRun(t *testing.T) {
 		var out outcome
 		select {
 		case out = <-done:
-		case <-time.After(60 * time.Second):
+		case <-time.After(2 * time.Minute):
 			t.Fatalf("the run did not finish after the database came back\n%s", logs.tail(3000))
 		}
 		if out.err != nil {
@@ -661,7 +664,7 @@ func TestBrokerRestartMidRun(t *testing.T) {
 			var out outcome
 			select {
 			case out = <-done:
-			case <-time.After(80 * time.Second):
+			case <-time.After(2 * time.Minute):
 				t.Fatalf("the run did not finish after the broker came back\n%s", logs.tail(4000))
 			}
 			t.Logf("consume: %+v, err %v (total %v); log: %s", out.st, out.err, time.Since(start).Round(time.Millisecond), logs.summary())

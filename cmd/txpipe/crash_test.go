@@ -74,14 +74,17 @@ func publish(t *testing.T, brokers []string, topics stream.Topics, data string) 
 func referenceRun(t *testing.T, brokers []string, topics stream.Topics, want int64) string {
 	t.Helper()
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	_, err := stream.Consume(ctx, stream.ConsumeConfig{
+	st, err := stream.Consume(ctx, stream.ConsumeConfig{
 		Brokers: brokers, Topics: topics, Group: "ref-" + topics.Input, Instance: "ref", ResultsDir: dir,
 		Done: func(s stream.ConsumeStats) bool { return s.Written >= want },
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if st.Written < want {
+		t.Fatalf("uninterrupted run: %d of %d records written in 5 minutes", st.Written, want)
 	}
 	return dir
 }

@@ -62,8 +62,8 @@ func TestConsumeJudgesWhileDatabaseIsDown(t *testing.T) {
 			"TXPIPE_RESULTS="+t.TempDir(),
 			"DB_HOST=127.0.0.1", "DB_PORT="+strconv.Itoa(port), "DB_USER="+db.User, "DB_PASSWORD="+db.Passwd, "DB_NAME="+db.DBName,
 		)
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
+		out := &syncBuffer{} // written by the process's output copier, read by the test
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +97,7 @@ func TestConsumeJudgesWhileDatabaseIsDown(t *testing.T) {
 			if err != nil {
 				t.Fatalf("consume: %v\n%s", err, out.String())
 			}
-		case <-time.After(90 * time.Second):
+		case <-time.After(3 * time.Minute):
 			t.Fatalf("consume did not finish once the database was back:\n%s", out.String())
 		}
 		var n int64
