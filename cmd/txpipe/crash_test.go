@@ -181,8 +181,19 @@ func TestConsumeSurvivesKill(t *testing.T) {
 		}
 		kills, midStream := 0, 0
 		for i := 0; i < 8 && midStream < 5; i++ {
+			before := groupLag(t, brokers, group, crashT.Input)
 			cmd := run()
 			time.Sleep(time.Duration(200+rng.IntN(600)) * time.Millisecond)
+			// However slow the machine, the kill lands after this process
+			// committed something (there is state to restore), at a random
+			// moment of its stream.
+			for deadline := time.Now().Add(time.Minute); before > 0 && groupLag(t, brokers, group, crashT.Input) >= before; time.Sleep(100 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					out, _ := os.ReadFile(logs)
+					t.Fatalf("consume committed nothing in a minute\n%s", tail(out, 3000))
+				}
+			}
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 			lag := groupLag(t, brokers, group, crashT.Input)
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
