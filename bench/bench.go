@@ -51,8 +51,10 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/config"
 	"github.com/txpipe/txpipe/dataset"
 	"github.com/txpipe/txpipe/serving/csvfile"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
@@ -68,6 +70,9 @@ type Options struct {
 	// Binary is set (the stages then share no heap with the broker), else
 	// in this process.
 	Brokers []string
+	// Compression is the producers' codec, a KAFKA_COMPRESSION value
+	// (empty: config.DefaultCompression).
+	Compression string
 	// MySQL is the server (DBName is ignored: the run creates and drops
 	// databases of its own); nil skips the sink and batch stages.
 	MySQL *mysql.Config
@@ -189,6 +194,7 @@ type bencher struct {
 	tmp     string
 	data    string // the generated dataset
 	brokers []string
+	opts    []kgo.Opt // added to every Kafka client: the codec
 	master  *txpipe.Master
 	rows    int64 // transactions in the file (the N of every stage)
 	enc     encoded
@@ -225,6 +231,14 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	defer os.RemoveAll(b.tmp)
 
 	b.brokers = o.Brokers
+	if b.o.Compression == "" {
+		b.o.Compression = config.DefaultCompression
+	}
+	compression, err := config.ProducerCompression(b.o.Compression)
+	if err != nil {
+		return Report{}, err
+	}
+	b.opts = []kgo.Opt{compression}
 	if len(b.brokers) == 0 && o.Binary != "" {
 		addr, stop, err := b.startBrokerChild(ctx)
 		if err != nil {

@@ -103,6 +103,7 @@ func (b *bencher) consumeChild(ctx context.Context, rep *Report) error {
 	}
 	env := map[string]string{
 		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(b.brokers, ","),
+		"KAFKA_COMPRESSION":       b.o.Compression,
 		"KAFKA_TOPIC":             topics.Input,
 		"KAFKA_GROUP_ID":          b.topic("child"),
 		"TXPIPE_RESULTS":          filepath.Join(b.tmp, "child-results"),

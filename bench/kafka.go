@@ -71,7 +71,7 @@ func (b *bencher) records(topic string) []kgo.Record {
 }
 
 func (b *bencher) client(opts ...kgo.Opt) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.brokers...)}, opts...)...)
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(b.brokers...)}, b.opts...), opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
@@ -198,7 +198,7 @@ func (b *bencher) produceStage(ctx context.Context, rep *Report) error {
 		if err != nil {
 			return stream.ProduceStats{}, err
 		}
-		return stream.Produce(ctx, stream.ProducerConfig{Brokers: b.brokers, Topics: topics, Log: b.log}, src)
+		return stream.Produce(ctx, stream.ProducerConfig{Brokers: b.brokers, Topics: topics, Log: b.log, ClientOpts: b.opts}, src)
 	}()
 	took := time.Since(begin)
 	stopProfile()
@@ -227,7 +227,7 @@ func (b *bencher) validateStage(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	if err := stream.PublishMaster(ctx, b.brokers, topics, b.master.Cards, b.master.Customers); err != nil {
+	if err := stream.PublishMaster(ctx, b.brokers, topics, b.master.Cards, b.master.Customers, b.opts...); err != nil {
 		return err
 	}
 	out := b.topic("eos-out")
@@ -244,7 +244,7 @@ func (b *bencher) validateStage(ctx context.Context, rep *Report) error {
 	b.log.Info("bench: validate, stream validator", "topic", topics.Input)
 	v, err := stream.NewValidator(ctx, stream.ValidatorConfig{
 		Brokers: b.brokers, Topics: topics, Group: b.topic("validator"), Instance: "bench",
-		MaxBatch: eosBatch, Log: b.log,
+		MaxBatch: eosBatch, Log: b.log, ClientOpts: b.opts,
 	})
 	if err != nil {
 		return err
@@ -285,20 +285,20 @@ func (b *bencher) validateStage(ctx context.Context, rep *Report) error {
 // polled batch of eosBatch records. It returns the time from the first
 // poll to the commit of the last record.
 func (b *bencher) rawEOS(ctx context.Context, in, out string) (time.Duration, error) {
-	sess, err := kgo.NewGroupTransactSession(
+	sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{
 		kgo.SeedBrokers(b.brokers...),
 		kgo.ConsumerGroup(b.topic("eos")),
 		kgo.ConsumeTopics(in),
 		kgo.InstanceID("bench"),
-		kgo.TransactionalID("txpipe-bench-"+b.id+"-eos"),
-		kgo.TransactionTimeout(10*time.Second),
-		kgo.SessionTimeout(6*time.Second),
+		kgo.TransactionalID("txpipe-bench-" + b.id + "-eos"),
+		kgo.TransactionTimeout(10 * time.Second),
+		kgo.SessionTimeout(6 * time.Second),
 		kgo.HeartbeatInterval(time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-	)
+	}, b.opts...)...)
 	if err != nil {
 		return 0, err
 	}

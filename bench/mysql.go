@@ -195,7 +195,7 @@ func (b *bencher) sinkStage(ctx context.Context, rep *Report) error {
 	s, err := stream.NewSink(stream.SinkConfig{
 		Brokers: b.brokers, Topics: b.val.topics, Group: group, Instance: "bench",
 		Outputs: []stream.Output{segs, stream.StoreOutput(storeAdapter{sinkDB.db, &spent, &calls}, group, b.val.topics, mysqlstore.IsTransient, b.log)},
-		Log:     b.log,
+		Log:     b.log, ClientOpts: b.opts,
 	})
 	if err != nil {
 		return err

@@ -3,11 +3,13 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/joho/godotenv"
 	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Config is every setting shared by the subcommands.
@@ -26,17 +29,24 @@ type Config struct {
 	// KafkaConnectTimeout bounds how long a command waits for the brokers
 	// to answer before it fails naming them.
 	KafkaConnectTimeout time.Duration
-	ConsumerTimeout     time.Duration // 0: run until stopped
-	DBHost              string
-	DBPort              int
-	DBUser              string
-	DBPassword          string // environment only: never a flag
-	DBName              string
-	DBConnectTimeout    time.Duration // how long to wait for a database that does not answer
-	Results             string
-	Data                string
-	APIAddr             string // where serve listens
-	APIToken            string // environment only: the bearer token of the API
+	// KafkaCardsTopic, KafkaCustomersTopic and KafkaStolenTopic are the
+	// master-data topics.
+	KafkaCardsTopic     string
+	KafkaCustomersTopic string
+	KafkaStolenTopic    string
+	// KafkaCompression is the producers' codec: one of Compressions.
+	KafkaCompression string
+	ConsumerTimeout  time.Duration // 0: run until stopped
+	DBHost           string
+	DBPort           int
+	DBUser           string
+	DBPassword       string // environment only: never a flag
+	DBName           string
+	DBConnectTimeout time.Duration // how long to wait for a database that does not answer
+	Results          string
+	Data             string
+	APIAddr          string // where serve listens
+	APIToken         string // environment only: the bearer token of the API
 }
 
 type setting struct {
@@ -45,11 +55,22 @@ type setting struct {
 	command               string // the only command with this flag (CommandFlags); empty: every command
 }
 
+// Compressions are the codecs KAFKA_COMPRESSION takes.
+var Compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// DefaultCompression is the producers' codec unless KAFKA_COMPRESSION
+// says otherwise.
+const DefaultCompression = "lz4"
+
 var settings = []setting{
 	{env: "KAFKA_BOOTSTRAP_SERVERS", flag: "kafka-bootstrap-servers", def: "localhost:9092", usage: "Kafka brokers, comma-separated"},
 	{env: "KAFKA_TOPIC", flag: "kafka-topic", def: "transactions", usage: "input topic of transactions"},
 	{env: "KAFKA_GROUP_ID", flag: "kafka-group-id", def: "txpipe", usage: "consumer group of the validators (the sinks use <group>.sink)"},
 	{env: "KAFKA_CONNECT_TIMEOUT", flag: "kafka-connect-timeout", def: "30s", usage: "how long a command waits for the brokers to answer before it fails"},
+	{env: "KAFKA_CARDS_TOPIC", flag: "kafka-cards-topic", def: "txpipe.cards", usage: "compacted topic of the cards and their limits"},
+	{env: "KAFKA_CUSTOMERS_TOPIC", flag: "kafka-customers-topic", def: "txpipe.customers", usage: "compacted topic of the customers and their addresses"},
+	{env: "KAFKA_STOLEN_TOPIC", flag: "kafka-stolen-topic", def: "txpipe.stolen-cards", usage: "compacted topic of the cards reported stolen"},
+	{env: "KAFKA_COMPRESSION", flag: "kafka-compression", def: DefaultCompression, usage: "compression of every record txpipe produces: " + strings.Join(Compressions, ", ")},
 	{env: "CONSUMER_TIMEOUT_MS", flag: "consumer-timeout-ms", def: "0", usage: "consume exits after this many ms without records (0: never)"},
 	{env: "DB_HOST", flag: "db-host", def: "", usage: "MySQL host; empty runs without a database (Kafka and CSV only)"},
 	{env: "DB_PORT", flag: "db-port", def: "3306", usage: "MySQL port"},
@@ -112,18 +133,22 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 		v[s.env] = strings.TrimSpace(get(s))
 	}
 	c := &Config{
-		KafkaBootstrap: v["KAFKA_BOOTSTRAP_SERVERS"],
-		KafkaSet:       given["KAFKA_BOOTSTRAP_SERVERS"] && v["KAFKA_BOOTSTRAP_SERVERS"] != "",
-		KafkaTopic:     v["KAFKA_TOPIC"],
-		KafkaGroupID:   v["KAFKA_GROUP_ID"],
-		DBHost:         v["DB_HOST"],
-		DBUser:         v["DB_USER"],
-		DBPassword:     os.Getenv("DB_PASSWORD"),
-		DBName:         v["DB_NAME"],
-		Results:        v["TXPIPE_RESULTS"],
-		Data:           v["TXPIPE_DATA"],
-		APIAddr:        v["TXPIPE_API_ADDR"],
-		APIToken:       strings.TrimSpace(os.Getenv("TXPIPE_API_TOKEN")),
+		KafkaBootstrap:      v["KAFKA_BOOTSTRAP_SERVERS"],
+		KafkaSet:            given["KAFKA_BOOTSTRAP_SERVERS"] && v["KAFKA_BOOTSTRAP_SERVERS"] != "",
+		KafkaTopic:          v["KAFKA_TOPIC"],
+		KafkaGroupID:        v["KAFKA_GROUP_ID"],
+		KafkaCardsTopic:     v["KAFKA_CARDS_TOPIC"],
+		KafkaCustomersTopic: v["KAFKA_CUSTOMERS_TOPIC"],
+		KafkaStolenTopic:    v["KAFKA_STOLEN_TOPIC"],
+		KafkaCompression:    strings.ToLower(v["KAFKA_COMPRESSION"]),
+		DBHost:              v["DB_HOST"],
+		DBUser:              v["DB_USER"],
+		DBPassword:          os.Getenv("DB_PASSWORD"),
+		DBName:              v["DB_NAME"],
+		Results:             v["TXPIPE_RESULTS"],
+		Data:                v["TXPIPE_DATA"],
+		APIAddr:             v["TXPIPE_API_ADDR"],
+		APIToken:            strings.TrimSpace(os.Getenv("TXPIPE_API_TOKEN")),
 	}
 	ms, err := strconv.ParseInt(v["CONSUMER_TIMEOUT_MS"], 10, 64)
 	if err != nil || ms < 0 {
@@ -141,6 +166,12 @@ func Load(flags *pflag.FlagSet) (*Config, error) {
 	}
 	if err := CheckTopic(c.KafkaTopic); err != nil {
 		return nil, fmt.Errorf("KAFKA_TOPIC: %w", err)
+	}
+	if c.KafkaCardsTopic == "" || c.KafkaCustomersTopic == "" {
+		return nil, errors.New("KAFKA_CARDS_TOPIC and KAFKA_CUSTOMERS_TOPIC must not be empty")
+	}
+	if !slices.Contains(Compressions, c.KafkaCompression) {
+		return nil, fmt.Errorf("KAFKA_COMPRESSION %q: not one of %s", v["KAFKA_COMPRESSION"], strings.Join(Compressions, ", "))
 	}
 	return c, nil
 }
@@ -190,6 +221,46 @@ func CheckTopic(name string) error {
 		}
 	}
 	return nil
+}
+
+// Codec is the franz-go codec of a KAFKA_COMPRESSION value (one of
+// Compressions; anything else is no compression).
+func Codec(name string) kgo.CompressionCodec {
+	switch name {
+	case "gzip":
+		return kgo.GzipCompression()
+	case "snappy":
+		return kgo.SnappyCompression()
+	case "lz4":
+		return kgo.Lz4Compression()
+	case "zstd":
+		return kgo.ZstdCompression()
+	}
+	return kgo.NoCompression()
+}
+
+// ProducerCompression is the client option that compresses what a client
+// produces with the codec of a KAFKA_COMPRESSION value. One option may be
+// given to many clients, also while they are being created at the same
+// time (franz-go's ProducerBatchCompression option may not: each new
+// client rewrites its list of codecs in place).
+func ProducerCompression(name string) (kgo.Opt, error) {
+	if Codec(name) == kgo.NoCompression() {
+		return kgo.WithCompressor(noCompression{}), nil
+	}
+	c, err := kgo.DefaultCompressor(Codec(name))
+	if err != nil {
+		return nil, fmt.Errorf("compression %s: %w", name, err)
+	}
+	return kgo.WithCompressor(c), nil
+}
+
+// noCompression leaves every batch as it is (a nil compressor would make
+// the client pick its default codec).
+type noCompression struct{}
+
+func (noCompression) Compress(*bytes.Buffer, []byte, ...kgo.CompressFlag) ([]byte, kgo.CompressionCodecType) {
+	return nil, kgo.CodecNone
 }
 
 // Brokers splits KAFKA_BOOTSTRAP_SERVERS.

@@ -100,7 +100,8 @@ func TestEnvFile(t *testing.T) {
 func TestBadValues(t *testing.T) {
 	clearEnv(t)
 	t.Chdir(t.TempDir())
-	for _, args := range [][]string{{"--db-port", "x"}, {"--db-port", "70000"}, {"--consumer-timeout-ms", "-1"}, {"--kafka-topic", " "}} {
+	for _, args := range [][]string{{"--db-port", "x"}, {"--db-port", "70000"}, {"--consumer-timeout-ms", "-1"}, {"--kafka-topic", " "},
+		{"--kafka-compression", "brotli"}, {"--kafka-cards-topic", ""}} {
 		if _, err := load(t, args...); err == nil {
 			t.Errorf("%v: no error", args)
 		}
@@ -193,4 +194,30 @@ func FuzzParseDuration(f *testing.F) {
 			t.Fatalf("%q: %v", s, d)
 		}
 	})
+}
+
+func TestCompression(t *testing.T) {
+	clearEnv(t)
+	t.Chdir(t.TempDir())
+	c, err := load(t)
+	if err != nil || c.KafkaCompression != DefaultCompression {
+		t.Fatalf("default compression: %+v, %v", c, err)
+	}
+	for _, name := range Compressions {
+		t.Setenv("KAFKA_COMPRESSION", strings.ToUpper(name))
+		c, err := load(t)
+		if err != nil || c.KafkaCompression != name {
+			t.Fatalf("KAFKA_COMPRESSION=%s: %+v, %v", strings.ToUpper(name), c, err)
+		}
+		if got := Codec(name); name != "none" && got == Codec("none") {
+			t.Errorf("%s has no codec", name)
+		}
+	}
+	c, err = load(t, "--kafka-compression", "zstd")
+	if err != nil || c.KafkaCompression != "zstd" {
+		t.Fatalf("--kafka-compression zstd over the environment: %+v, %v", c, err)
+	}
+	if c.KafkaCardsTopic != "txpipe.cards" || c.KafkaCustomersTopic != "txpipe.customers" {
+		t.Fatalf("master-data topics %q, %q", c.KafkaCardsTopic, c.KafkaCustomersTopic)
+	}
 }

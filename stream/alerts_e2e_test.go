@@ -16,6 +16,7 @@ import (
 
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/dataset"
+	"github.com/txpipe/txpipe/internal/kafkatest"
 	"github.com/txpipe/txpipe/internal/mysqltest"
 	"github.com/txpipe/txpipe/serving/csvfile"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
@@ -41,137 +42,139 @@ func (c *testClock) add(d time.Duration) {
 // alerts topic, results/alerts.csv and the MySQL table are those an
 // independent recomputation from the validated topic gives, each once.
 func TestAlertsEndToEnd(t *testing.T) {
-	brokers := startBroker(t)
-	data := t.TempDir()
-	if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 60, Cards: 100, Transactions: 10, Seed: 21}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := csvfile.ReadMaster(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topics := stream.TopicsFor("alerting")
-	ctx := context.Background()
-	if err := stream.PublishMaster(ctx, brokers, topics, m.Cards, m.Customers); err != nil {
-		t.Fatal(err)
-	}
-	zip := map[int64]string{}
-	for _, c := range m.Customers {
-		zip[c.ID] = txpipe.ZIP(c.Address)
-	}
-	var cards []stream.SimCard
-	var stolen []txpipe.StolenCard
-	for i, c := range m.Cards {
-		cards = append(cards, stream.SimCard{ID: c.ID, ZIP: zip[c.CustomerID], Limit: c.CreditLimit})
-		if i%10 == 0 {
-			stolen = append(stolen, txpipe.StolenCard{CardID: c.ID, ReportedAt: time.Now().Add(-time.Hour).UTC().Truncate(time.Second)})
+	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+		brokers := k.Addrs
+		data := t.TempDir()
+		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 60, Cards: 100, Transactions: 10, Seed: 21}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if err := stream.PublishStolen(ctx, brokers, topics, stolen); err != nil {
-		t.Fatal(err)
-	}
-	st, err := stream.Simulate(ctx, stream.SimulateConfig{Brokers: brokers, Topics: topics, Cards: cards, Rate: 3000, Count: 6000, Seed: 5,
-		Late: 0.02, LateBy: 20 * time.Second, Log: slog.New(slog.DiscardHandler)})
-	if err != nil || st.Acked != 6000 {
-		t.Fatalf("simulate: %+v, %v", st, err)
-	}
-	db, err := mysqlstore.Open(ctx, mysqltest.NewDatabase(t), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+		m, err := csvfile.ReadMaster(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		topics := k.Topics(t, "alerting")
+		ctx := context.Background()
+		if err := stream.PublishMaster(ctx, brokers, topics, m.Cards, m.Customers); err != nil {
+			t.Fatal(err)
+		}
+		zip := map[int64]string{}
+		for _, c := range m.Customers {
+			zip[c.ID] = txpipe.ZIP(c.Address)
+		}
+		var cards []stream.SimCard
+		var stolen []txpipe.StolenCard
+		for i, c := range m.Cards {
+			cards = append(cards, stream.SimCard{ID: c.ID, ZIP: zip[c.CustomerID], Limit: c.CreditLimit})
+			if i%10 == 0 {
+				stolen = append(stolen, txpipe.StolenCard{CardID: c.ID, ReportedAt: time.Now().Add(-time.Hour).UTC().Truncate(time.Second)})
+			}
+		}
+		if err := stream.PublishStolen(ctx, brokers, topics, stolen); err != nil {
+			t.Fatal(err)
+		}
+		st, err := stream.Simulate(ctx, stream.SimulateConfig{Brokers: brokers, Topics: topics, Cards: cards, Rate: 3000, Count: 6000, Seed: 5,
+			Late: 0.02, LateBy: 20 * time.Second, Log: slog.New(slog.DiscardHandler)})
+		if err != nil || st.Acked != 6000 {
+			t.Fatalf("simulate: %+v, %v", st, err)
+		}
+		db, err := mysqlstore.Open(ctx, mysqltest.NewDatabase(t), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
 
-	clock := &testClock{now: time.Unix(1_900_000_000, 0)}
-	results := t.TempDir()
-	var judged sync.Map
-	run := func(ctx context.Context, instance string, untilIdle time.Duration, done chan<- error) {
-		_, err := stream.Consume(ctx, stream.ConsumeConfig{
-			Brokers: brokers, Topics: topics, Group: "alerting", Instance: instance, ResultsDir: results, Store: db,
-			MaxBatch: 200, CheckpointEvery: 500, Alerts: true, Staging: true, Clock: clock, UntilIdle: untilIdle,
-			Log:  slog.New(slog.DiscardHandler),
-			Done: func(s stream.ConsumeStats) bool { judged.Store(instance, s.Judged+s.Rejected); return false },
-		})
-		done <- err
-	}
-	sum := func() int64 {
-		var n int64
-		judged.Range(func(_, v any) bool { n += v.(int64); return true })
-		return n
-	}
-	// a and b start; once they have judged a fifth, c joins and a leaves.
-	ctxA, stopA := context.WithCancel(ctx)
-	ctxBC, stopBC := context.WithCancel(ctx)
-	defer stopA()
-	defer stopBC()
-	done := make(chan error, 3)
-	go run(ctxA, "a", 0, done)
-	go run(ctxBC, "b", 0, done)
-	for deadline := time.Now().Add(2 * time.Minute); sum() < 1200; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no progress")
+		clock := &testClock{now: time.Unix(1_900_000_000, 0)}
+		results := t.TempDir()
+		var judged sync.Map
+		run := func(ctx context.Context, instance string, untilIdle time.Duration, done chan<- error) {
+			_, err := stream.Consume(ctx, stream.ConsumeConfig{
+				Brokers: brokers, Topics: topics, Group: topics.Input, Instance: instance, ResultsDir: results, Store: db,
+				MaxBatch: 200, CheckpointEvery: 500, Alerts: true, Staging: true, Clock: clock, UntilIdle: untilIdle,
+				Log:  slog.New(slog.DiscardHandler),
+				Done: func(s stream.ConsumeStats) bool { judged.Store(instance, s.Judged+s.Rejected); return false },
+			})
+			done <- err
 		}
-	}
-	go run(ctxBC, "c", 0, done)
-	time.Sleep(200 * time.Millisecond)
-	stopA()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(3 * time.Minute); sum() < 6000; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("judged %d of 6000", sum())
+		sum := func() int64 {
+			var n int64
+			judged.Range(func(_, v any) bool { n += v.(int64); return true })
+			return n
 		}
-	}
-	// Quiet now: hours of processing time close every window and every
-	// summary. (A task restored by a late rebalance starts its quiet time
-	// afresh: the clock moves on until every alert is out.)
-	want := recomputeAlerts(t, brokers, topics)
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(300 * time.Millisecond) {
-		clock.add(2 * time.Hour)
-		if n := len(topicAlerts(t, brokers, topics.Alerts)); n >= len(want) || time.Now().After(deadline) {
-			break
+		// a and b start; once they have judged a fifth, c joins and a leaves.
+		ctxA, stopA := context.WithCancel(ctx)
+		ctxBC, stopBC := context.WithCancel(ctx)
+		defer stopA()
+		defer stopBC()
+		done := make(chan error, 3)
+		go run(ctxA, "a", 0, done)
+		go run(ctxBC, "b", 0, done)
+		for deadline := time.Now().Add(2 * time.Minute); sum() < 1200; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("no progress")
+			}
 		}
-	}
-	time.Sleep(time.Second) // the sinks write the last alerts
-	stopBC()
-	for range 2 {
+		go run(ctxBC, "c", 0, done)
+		time.Sleep(200 * time.Millisecond)
+		stopA()
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := csvfile.Merge(results, topics.Validated, topics.DLQ, topics.Alerts); err != nil {
-		t.Fatal(err)
-	}
-	got := topicAlerts(t, brokers, topics.Alerts)
-	sameAlerts(t, "the alerts topic", got, want)
-	var fromCSV []string
-	if err := csvfile.ReadColumns(filepath.Join(results, csvfile.AlertsFile), []string{"alert_type", "card_id", "window_from", "window_to", "late", "payments", "total"}, func(f []string) {
-		fromCSV = append(fromCSV, strings.Join(f, " "))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	sameAlerts(t, "results/alerts.csv", fromCSV, want)
-	rows, err := db.SQL.Query("SELECT alert_type, card_id, DATE_FORMAT(window_from, '%Y-%m-%d %H:%i:%s.%f'), DATE_FORMAT(window_to, '%Y-%m-%d %H:%i:%s.%f'), late, payments, total FROM alerts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fromDB []string
-	for rows.Next() {
-		var f [7]string
-		if err := rows.Scan(&f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6]); err != nil {
+		for deadline := time.Now().Add(3 * time.Minute); sum() < 6000; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("judged %d of 6000", sum())
+			}
+		}
+		// Quiet now: hours of processing time close every window and every
+		// summary. (A task restored by a late rebalance starts its quiet time
+		// afresh: the clock moves on until every alert is out.)
+		want := recomputeAlerts(t, brokers, topics)
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(300 * time.Millisecond) {
+			clock.add(2 * time.Hour)
+			if n := len(topicAlerts(t, brokers, topics.Alerts)); n >= len(want) || time.Now().After(deadline) {
+				break
+			}
+		}
+		time.Sleep(time.Second) // the sinks write the last alerts
+		stopBC()
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := csvfile.Merge(results, topics.Validated, topics.DLQ, topics.Alerts); err != nil {
 			t.Fatal(err)
 		}
-		f[2], f[3] = f[2][:len(f[2])-3], f[3][:len(f[3])-3] // microseconds to milliseconds
-		fromDB = append(fromDB, strings.Join(f[:], " "))
-	}
-	rows.Close()
-	sameAlerts(t, "the alerts table", fromDB, want)
-	var staged, payments int
-	db.SQL.QueryRow("SELECT COUNT(*), SUM(event_type = 'PAYMENT_EVENT') FROM event_staging").Scan(&staged, &payments)
-	if payments != 6000 || staged != 6000+len(want) {
-		t.Fatalf("event_staging holds %d events (%d payments), want %d (6000)", staged, payments, 6000+len(want))
-	}
-	t.Logf("%d alerts from %d payments on %d stolen cards", len(want), 6000, len(stolen))
+		got := topicAlerts(t, brokers, topics.Alerts)
+		sameAlerts(t, "the alerts topic", got, want)
+		var fromCSV []string
+		if err := csvfile.ReadColumns(filepath.Join(results, csvfile.AlertsFile), []string{"alert_type", "card_id", "window_from", "window_to", "late", "payments", "total"}, func(f []string) {
+			fromCSV = append(fromCSV, strings.Join(f, " "))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		sameAlerts(t, "results/alerts.csv", fromCSV, want)
+		rows, err := db.SQL.Query("SELECT alert_type, card_id, DATE_FORMAT(window_from, '%Y-%m-%d %H:%i:%s.%f'), DATE_FORMAT(window_to, '%Y-%m-%d %H:%i:%s.%f'), late, payments, total FROM alerts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fromDB []string
+		for rows.Next() {
+			var f [7]string
+			if err := rows.Scan(&f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6]); err != nil {
+				t.Fatal(err)
+			}
+			f[2], f[3] = f[2][:len(f[2])-3], f[3][:len(f[3])-3] // microseconds to milliseconds
+			fromDB = append(fromDB, strings.Join(f[:], " "))
+		}
+		rows.Close()
+		sameAlerts(t, "the alerts table", fromDB, want)
+		var staged, payments int
+		db.SQL.QueryRow("SELECT COUNT(*), SUM(event_type = 'PAYMENT_EVENT') FROM event_staging").Scan(&staged, &payments)
+		if payments != 6000 || staged != 6000+len(want) {
+			t.Fatalf("event_staging holds %d events (%d payments), want %d (6000)", staged, payments, 6000+len(want))
+		}
+		t.Logf("%d alerts from %d payments on %d stolen cards", len(want), 6000, len(stolen))
+	})
 }
 
 func sameAlerts(t *testing.T, where string, got, want []string) {

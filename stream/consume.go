@@ -97,6 +97,10 @@ func Consume(ctx context.Context, cfg ConsumeConfig) (ConsumeStats, error) {
 	}
 	first, err := NewValidator(ctx, vcfg)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped while starting: nothing was judged or committed.
+			return ConsumeStats{Elapsed: time.Since(start)}, nil
+		}
 		return ConsumeStats{}, err
 	}
 	segs, err := csvfile.NewSegments(cfg.ResultsDir)

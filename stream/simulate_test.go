@@ -16,6 +16,7 @@ import (
 
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/dataset"
+	"github.com/txpipe/txpipe/internal/kafkatest"
 	"github.com/txpipe/txpipe/serving/csvfile"
 	"github.com/txpipe/txpipe/stream"
 )
@@ -112,114 +113,116 @@ func jsonFields(b []byte, fields map[string]*string) error {
 // validator judges every one (no unknown card, no duplicate id), most of
 // them pending; a second run's ids are new.
 func TestSimulate(t *testing.T) {
-	brokers := startBroker(t)
-	data := t.TempDir()
-	if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 30, Cards: 50, Transactions: 10, Seed: 8}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := csvfile.ReadMaster(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topics := stream.TopicsFor("sim")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := stream.PublishMaster(ctx, brokers, topics, m.Cards, m.Customers); err != nil {
-		t.Fatal(err)
-	}
-	zip := map[int64]string{}
-	for _, c := range m.Customers {
-		zip[c.ID] = txpipe.ZIP(c.Address)
-	}
-	var cards []stream.SimCard
-	for _, c := range m.Cards {
-		cards = append(cards, stream.SimCard{ID: c.ID, ZIP: zip[c.CustomerID], Limit: c.CreditLimit})
-	}
-	const count, late = 2000, 0.1
-	cfg := stream.SimulateConfig{
-		Brokers: brokers, Topics: topics, Cards: cards, Rate: 20000, Count: count,
-		Late: late, LateBy: time.Hour, Jitter: 300 * time.Millisecond, Seed: 11,
-	}
-	st, err := stream.Simulate(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("simulate: %s", st)
-	if st.Sent != count || st.Acked != count || st.Failed != 0 {
-		t.Fatalf("stats %+v: want %d sent and acknowledged", st, count)
-	}
-	pays := readPayments(t, brokers, topics.Input)
-	if len(pays) != count {
-		t.Fatalf("%d records on the topic, want %d", len(pays), count)
-	}
-	ids := map[int64]bool{}
-	lateSeen := 0
-	for _, p := range pays {
-		id, ok := txpipe.ParseID(p.raw.TransactionID)
-		if !ok || ids[id] {
-			t.Fatalf("transaction id %q repeated or bad", p.raw.TransactionID)
+	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+		brokers := k.Addrs
+		data := t.TempDir()
+		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 30, Cards: 50, Transactions: 10, Seed: 8}); err != nil {
+			t.Fatal(err)
 		}
-		ids[id] = true
-		if id < st.FirstID || id > st.LastID {
-			t.Fatalf("id %d outside the run's %d..%d", id, st.FirstID, st.LastID)
-		}
-		switch lag := p.sent.Sub(p.origin); {
-		case lag >= time.Hour-time.Second: // late: its event time lags by --late-by (plus jitter)
-			lateSeen++
-		case lag < -time.Second || lag > time.Hour/2:
-			t.Fatalf("payment %s happened %s before it was sent", p.raw.TransactionID, lag)
-		}
-	}
-	// The late share: exactly what the run counted, and within five
-	// standard deviations of --late (a fixed seed: the count is fixed).
-	sd := math.Sqrt(count * late * (1 - late))
-	if int64(lateSeen) != st.Late || math.Abs(float64(lateSeen)-count*late) > 5*sd {
-		t.Fatalf("%d late payments (the run counted %d), want about %v", lateSeen, st.Late, count*late)
-	}
-
-	results := t.TempDir()
-	consume := func(want int64) stream.ConsumeStats {
-		t.Helper()
-		cs, err := stream.Consume(ctx, stream.ConsumeConfig{
-			Brokers: brokers, Topics: topics, Group: "sim", Instance: "sim-1", ResultsDir: results, StatusEvery: -1,
-			Done: func(s stream.ConsumeStats) bool { return s.Written >= want },
-		})
+		m, err := csvfile.ReadMaster(data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return cs
-	}
-	if cs := consume(count); cs.Judged != count || cs.Rejected != 0 {
-		t.Fatalf("consume: %+v: want all %d judged", cs, count)
-	}
-	statuses := resultStatuses(t, filepath.Join(results, csvfile.StreamFile))
-	if statuses[string(txpipe.StatusPending)] < count*9/10 {
-		t.Fatalf("statuses %v: most payments should be accepted", statuses)
-	}
-
-	// A second run: new ids only, none a duplicate for the validator.
-	cfg.Count, cfg.Seed = 300, 12
-	st2, err := stream.Simulate(ctx, cfg)
-	if err != nil || st2.Acked != 300 {
-		t.Fatalf("second run: %+v, %v", st2, err)
-	}
-	if st2.Slot == st.Slot || st2.FirstID <= st.LastID {
-		t.Fatalf("second run: slot %d ids %d..%d; first: slot %d ids %d..%d", st2.Slot, st2.FirstID, st2.LastID, st.Slot, st.FirstID, st.LastID)
-	}
-	if cs := consume(300); cs.Judged != 300 || cs.Rejected != 0 {
-		t.Fatalf("consume after the second run: %+v", cs)
-	}
-	all := readPayments(t, brokers, topics.Input)
-	seen := map[string]bool{}
-	for _, p := range all {
-		if seen[p.raw.TransactionID] {
-			t.Fatalf("id %s in both runs", p.raw.TransactionID)
+		topics := k.Topics(t, "sim")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := stream.PublishMaster(ctx, brokers, topics, m.Cards, m.Customers); err != nil {
+			t.Fatal(err)
 		}
-		seen[p.raw.TransactionID] = true
-	}
-	if len(seen) != count+300 {
-		t.Fatalf("%d distinct ids on the topic", len(seen))
-	}
+		zip := map[int64]string{}
+		for _, c := range m.Customers {
+			zip[c.ID] = txpipe.ZIP(c.Address)
+		}
+		var cards []stream.SimCard
+		for _, c := range m.Cards {
+			cards = append(cards, stream.SimCard{ID: c.ID, ZIP: zip[c.CustomerID], Limit: c.CreditLimit})
+		}
+		const count, late = 2000, 0.1
+		cfg := stream.SimulateConfig{
+			Brokers: brokers, Topics: topics, Cards: cards, Rate: 20000, Count: count,
+			Late: late, LateBy: time.Hour, Jitter: 300 * time.Millisecond, Seed: 11,
+		}
+		st, err := stream.Simulate(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("simulate: %s", st)
+		if st.Sent != count || st.Acked != count || st.Failed != 0 {
+			t.Fatalf("stats %+v: want %d sent and acknowledged", st, count)
+		}
+		pays := readPayments(t, brokers, topics.Input)
+		if len(pays) != count {
+			t.Fatalf("%d records on the topic, want %d", len(pays), count)
+		}
+		ids := map[int64]bool{}
+		lateSeen := 0
+		for _, p := range pays {
+			id, ok := txpipe.ParseID(p.raw.TransactionID)
+			if !ok || ids[id] {
+				t.Fatalf("transaction id %q repeated or bad", p.raw.TransactionID)
+			}
+			ids[id] = true
+			if id < st.FirstID || id > st.LastID {
+				t.Fatalf("id %d outside the run's %d..%d", id, st.FirstID, st.LastID)
+			}
+			switch lag := p.sent.Sub(p.origin); {
+			case lag >= time.Hour-time.Second: // late: its event time lags by --late-by (plus jitter)
+				lateSeen++
+			case lag < -time.Second || lag > time.Hour/2:
+				t.Fatalf("payment %s happened %s before it was sent", p.raw.TransactionID, lag)
+			}
+		}
+		// The late share: exactly what the run counted, and within five
+		// standard deviations of --late (a fixed seed: the count is fixed).
+		sd := math.Sqrt(count * late * (1 - late))
+		if int64(lateSeen) != st.Late || math.Abs(float64(lateSeen)-count*late) > 5*sd {
+			t.Fatalf("%d late payments (the run counted %d), want about %v", lateSeen, st.Late, count*late)
+		}
+
+		results := t.TempDir()
+		consume := func(want int64) stream.ConsumeStats {
+			t.Helper()
+			cs, err := stream.Consume(ctx, stream.ConsumeConfig{
+				Brokers: brokers, Topics: topics, Group: topics.Input, Instance: "sim-1", ResultsDir: results, StatusEvery: -1,
+				Done: func(s stream.ConsumeStats) bool { return s.Written >= want },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return cs
+		}
+		if cs := consume(count); cs.Judged != count || cs.Rejected != 0 {
+			t.Fatalf("consume: %+v: want all %d judged", cs, count)
+		}
+		statuses := resultStatuses(t, filepath.Join(results, csvfile.StreamFile))
+		if statuses[string(txpipe.StatusPending)] < count*9/10 {
+			t.Fatalf("statuses %v: most payments should be accepted", statuses)
+		}
+
+		// A second run: new ids only, none a duplicate for the validator.
+		cfg.Count, cfg.Seed = 300, 12
+		st2, err := stream.Simulate(ctx, cfg)
+		if err != nil || st2.Acked != 300 {
+			t.Fatalf("second run: %+v, %v", st2, err)
+		}
+		if st2.Slot == st.Slot || st2.FirstID <= st.LastID {
+			t.Fatalf("second run: slot %d ids %d..%d; first: slot %d ids %d..%d", st2.Slot, st2.FirstID, st2.LastID, st.Slot, st.FirstID, st.LastID)
+		}
+		if cs := consume(300); cs.Judged != 300 || cs.Rejected != 0 {
+			t.Fatalf("consume after the second run: %+v", cs)
+		}
+		all := readPayments(t, brokers, topics.Input)
+		seen := map[string]bool{}
+		for _, p := range all {
+			if seen[p.raw.TransactionID] {
+				t.Fatalf("id %s in both runs", p.raw.TransactionID)
+			}
+			seen[p.raw.TransactionID] = true
+		}
+		if len(seen) != count+300 {
+			t.Fatalf("%d distinct ids on the topic", len(seen))
+		}
+	})
 }
 
 func resultStatuses(t *testing.T, path string) map[string]int {

@@ -467,5 +467,8 @@ func (s *Sink) write(ctx context.Context, fs kgo.Fetches) error {
 	return nil
 }
 
-// Close leaves the group and closes the client.
-func (s *Sink) Close() { s.cl.Close() }
+// Close leaves the group and closes the client: no output is opened
+// after it returns, so the outputs' owner may close them then.
+func (s *Sink) Close() {
+	s.cl.Close()
+}

@@ -22,23 +22,18 @@ import (
 
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/dataset"
+	"github.com/txpipe/txpipe/internal/kafkatest"
 	"github.com/txpipe/txpipe/internal/mysqltest"
 	"github.com/txpipe/txpipe/internal/reftest"
 	"github.com/txpipe/txpipe/serving/csvfile"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
 	"github.com/txpipe/txpipe/stream"
-	"github.com/txpipe/txpipe/stream/embedded"
 )
 
-// startBroker starts an in-memory embedded broker for one test.
+// startBroker starts an in-memory embedded broker for one benchmark.
 func startBroker(t testing.TB) []string {
 	t.Helper()
-	b, err := embedded.Start(0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b.Addrs()
+	return kafkatest.StartEmbedded(t).Addrs
 }
 
 // loadAndProduce publishes a dataset's master data and transactions.
@@ -64,28 +59,30 @@ func loadAndProduce(t *testing.T, brokers []string, topics stream.Topics, data s
 }
 
 func TestStreamMatchesReference(t *testing.T) {
-	data, want := reftest.Data(t), reftest.Results(t)
-	brokers := startBroker(t)
-	topics := stream.TopicsFor("transactions")
-	st := loadAndProduce(t, brokers, topics, data)
-	results := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cs, err := stream.Consume(ctx, stream.ConsumeConfig{
-		Brokers: brokers, Topics: topics, Group: "g", Instance: "i1", ResultsDir: results,
-		Done: func(s stream.ConsumeStats) bool { return s.Written >= st.Records },
+	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+		data, want := reftest.Data(t), reftest.Results(t)
+		brokers := b.Addrs
+		topics := b.Topics(t, "transactions")
+		st := loadAndProduce(t, brokers, topics, data)
+		results := t.TempDir()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cs, err := stream.Consume(ctx, stream.ConsumeConfig{
+			Brokers: brokers, Topics: topics, Group: kafkatest.Name("g"), Instance: "i1", ResultsDir: results,
+			Done: func(s stream.ConsumeStats) bool { return s.Written >= st.Records },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("consume: %+v", cs)
+		reftest.CompareFile(t, filepath.Join(results, csvfile.StreamFile), filepath.Join(want, csvfile.StreamFile))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("consume: %+v", cs)
-	reftest.CompareFile(t, filepath.Join(results, csvfile.StreamFile), filepath.Join(want, csvfile.StreamFile))
 }
 
 // stConsume runs Consume with UntilIdle, or until stop says so.
-func stConsume(ctx context.Context, t *testing.T, brokers []string, topic, instance, results string, idle time.Duration, stop func(stream.ConsumeStats) bool, done chan<- stRun) {
+func stConsume(ctx context.Context, t *testing.T, brokers []string, topics stream.Topics, instance, results string, idle time.Duration, stop func(stream.ConsumeStats) bool, done chan<- stRun) {
 	st, err := stream.Consume(ctx, stream.ConsumeConfig{
-		Brokers: brokers, Topics: stream.TopicsFor(topic), Group: "g-" + topic, Instance: instance,
+		Brokers: brokers, Topics: topics, Group: "g-" + topics.Input, Instance: instance,
 		ResultsDir: results, UntilIdle: idle, MaxBatch: 100, CheckpointEvery: 300, Done: stop,
 		Log: slog.Default().With("instance", instance),
 	})
@@ -106,13 +103,13 @@ type stRun struct {
 
 // stStates rebuilds every card's state from a topic's checkpoints and
 // results, as a validator restores it.
-func stStates(t *testing.T, brokers []string, topic string) map[string]string {
+func stStates(t *testing.T, brokers []string, topics stream.Topics) map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	states, err := stream.CardStates(ctx, brokers, stream.TopicsFor(topic))
+	states, err := stream.CardStates(ctx, brokers, topics)
 	if err != nil {
-		t.Fatalf("card states of %s: %v", topic, err)
+		t.Fatalf("card states of %s: %v", topics.Input, err)
 	}
 	out := make(map[string]string, len(states))
 	for id, s := range states {
@@ -135,342 +132,357 @@ func TestScaleOut(t *testing.T) {
 	if testing.Short() {
 		t.Skip("rebalances take several seconds")
 	}
-	brokers := startBroker(t)
-	data := t.TempDir()
-	if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 300, Cards: 500, Transactions: 60000, Seed: 3, BadRows: 14}); err != nil {
-		t.Fatal(err)
-	}
-	ref := loadAndProduce(t, brokers, stream.TopicsFor("one"), data)
-	loadAndProduce(t, brokers, stream.TopicsFor("many"), data)
-	one := t.TempDir()
-	done := make(chan stRun, 4)
-	stConsume(context.Background(), t, brokers, "one", "solo", one, 3*time.Second, nil, done)
-	if r := <-done; r.err != nil {
-		t.Fatal(r.err)
-	}
-
-	many := t.TempDir()
-	ctxA, stopA := context.WithCancel(context.Background())
-	defer stopA()
-	// b and c run until the sinks of the group have written every record
-	// (a's included, after it leaves): what each member wrote, summed.
-	var written sync.Map
-	untilAll := func(instance string) func(stream.ConsumeStats) bool {
-		return func(s stream.ConsumeStats) bool {
-			written.Store(instance, s.Written)
-			var sum int64
-			written.Range(func(_, v any) bool { sum += v.(int64); return true })
-			return sum >= ref.Records+ref.Rejected
+	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+		brokers := b.Addrs
+		data := t.TempDir()
+		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 300, Cards: 500, Transactions: 60000, Seed: 3, BadRows: 14}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	wrote := func(instance string) int64 {
-		v, _ := written.Load(instance)
-		n, _ := v.(int64)
-		return n
-	}
-	waitWrote := func(instance string) {
-		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); wrote(instance) == 0; time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("member %s wrote nothing in a minute", instance)
-			}
-		}
-	}
-	go stConsume(ctxA, t, brokers, "many", "a", many, 0, untilAll("a"), done)
-	go stConsume(context.Background(), t, brokers, "many", "b", many, 8*time.Second, untilAll("b"), done)
-	waitWrote("a") // a and b are working: c joins
-	go stConsume(context.Background(), t, brokers, "many", "c", many, 8*time.Second, untilAll("c"), done)
-	// a leaves once c is a member of the validators' group: a
-	// rebalance, not a time, says when.
-	adm, cl := stAdmin(t, brokers)
-	defer cl.Close()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("c did not join the group in a minute")
-		}
-		dg, err := adm.DescribeGroups(context.Background(), "g-many")
-		if err == nil && slices.ContainsFunc(dg["g-many"].Members, func(m kadm.DescribedGroupMember) bool { return m.InstanceID != nil && *m.InstanceID == "c" }) {
-			break
-		}
-	}
-	stopA() // a leaves mid-run
-	judged := map[string]int64{}
-	for range 3 {
-		r := <-done
-		if r.err != nil {
+		oneT, manyT := b.Topics(t, "one"), b.Topics(t, "many")
+		ref := loadAndProduce(t, brokers, oneT, data)
+		loadAndProduce(t, brokers, manyT, data)
+		one := t.TempDir()
+		done := make(chan stRun, 4)
+		stConsume(context.Background(), t, brokers, oneT, "solo", one, 3*time.Second, nil, done)
+		if r := <-done; r.err != nil {
 			t.Fatal(r.err)
 		}
-		// a's last count, after its last Done call, completes the sum
-		written.Store(r.instance, r.stats.Written)
-		judged[r.instance] = r.stats.Judged + r.stats.Rejected
-	}
-	if wrote("a") == 0 || judged["b"]+judged["c"] == 0 {
-		t.Fatalf("the work was not shared across the members as planned: judged %v, a wrote %d", judged, wrote("a"))
-	}
-	if judged["a"]+judged["b"]+judged["c"] < ref.Records || sumWritten(&written) < ref.Records+ref.Rejected {
-		t.Errorf("the members judged %v and wrote %d records, want %d judged and %d written",
-			judged, sumWritten(&written), ref.Records, ref.Records+ref.Rejected)
-	}
-	if err := csvfile.Merge(many, stream.TopicsFor("many").Validated, stream.TopicsFor("many").DLQ); err != nil {
-		t.Fatal(err)
-	}
-	stSameFiles(t, many, one, csvfile.StreamFile)
-	if t.Failed() {
-		stAudit(t, brokers, "many", "one")
-	}
-	if got, want := stStates(t, brokers, "many"), stStates(t, brokers, "one"); len(got) != len(want) {
-		t.Fatalf("card states: %d cards vs %d", len(got), len(want))
-	} else {
-		for k, v := range want {
-			if got[k] != v {
-				t.Fatalf("card %s: state %s, single consumer %s", k, got[k], v)
+
+		many := t.TempDir()
+		ctxA, stopA := context.WithCancel(context.Background())
+		defer stopA()
+		// b and c run until the sinks of the group have written every record
+		// (a's included, after it leaves): what each member wrote, summed.
+		var written sync.Map
+		untilAll := func(instance string) func(stream.ConsumeStats) bool {
+			return func(s stream.ConsumeStats) bool {
+				written.Store(instance, s.Written)
+				var sum int64
+				written.Range(func(_, v any) bool { sum += v.(int64); return true })
+				return sum >= ref.Records+ref.Rejected
 			}
 		}
-	}
-	t.Logf("%d transactions; judged per member %v", ref.Records, judged)
+		wrote := func(instance string) int64 {
+			v, _ := written.Load(instance)
+			n, _ := v.(int64)
+			return n
+		}
+		waitWrote := func(instance string) {
+			t.Helper()
+			for deadline := time.Now().Add(60 * time.Second); wrote(instance) == 0; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("member %s wrote nothing in a minute", instance)
+				}
+			}
+		}
+		go stConsume(ctxA, t, brokers, manyT, "a", many, 0, untilAll("a"), done)
+		go stConsume(context.Background(), t, brokers, manyT, "b", many, 8*time.Second, untilAll("b"), done)
+		waitWrote("a") // a and b are working: c joins
+		go stConsume(context.Background(), t, brokers, manyT, "c", many, 8*time.Second, untilAll("c"), done)
+		// a leaves once c is a member of the validators' group: a
+		// rebalance, not a time, says when.
+		adm, cl := stAdmin(t, brokers)
+		defer cl.Close()
+		group := "g-" + manyT.Input
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("c did not join the group in a minute")
+			}
+			dg, err := adm.DescribeGroups(context.Background(), group)
+			if err == nil && slices.ContainsFunc(dg[group].Members, func(m kadm.DescribedGroupMember) bool { return m.InstanceID != nil && *m.InstanceID == "c" }) {
+				break
+			}
+		}
+		stopA() // a leaves mid-run
+		judged := map[string]int64{}
+		for range 3 {
+			r := <-done
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			// a's last count, after its last Done call, completes the sum
+			written.Store(r.instance, r.stats.Written)
+			judged[r.instance] = r.stats.Judged + r.stats.Rejected
+		}
+		if wrote("a") == 0 || judged["b"]+judged["c"] == 0 {
+			t.Fatalf("the work was not shared across the members as planned: judged %v, a wrote %d", judged, wrote("a"))
+		}
+		if judged["a"]+judged["b"]+judged["c"] < ref.Records || sumWritten(&written) < ref.Records+ref.Rejected {
+			t.Errorf("the members judged %v and wrote %d records, want %d judged and %d written",
+				judged, sumWritten(&written), ref.Records, ref.Records+ref.Rejected)
+		}
+		if err := csvfile.Merge(many, manyT.Validated, manyT.DLQ); err != nil {
+			t.Fatal(err)
+		}
+		stSameFiles(t, many, one, csvfile.StreamFile)
+		if t.Failed() {
+			stAudit(t, brokers, manyT, oneT)
+		}
+		if got, want := stStates(t, brokers, manyT), stStates(t, brokers, oneT); len(got) != len(want) {
+			t.Fatalf("card states: %d cards vs %d", len(got), len(want))
+		} else {
+			for k, v := range want {
+				if got[k] != v {
+					t.Fatalf("card %s: state %s, single consumer %s", k, got[k], v)
+				}
+			}
+		}
+		t.Logf("%d transactions; judged per member %v", ref.Records, judged)
+	})
 }
 
 // TestLimitChangeMidStream publishes a lower limit for a card while a
 // validator runs: later transactions of that card are judged against it.
 func TestLimitChangeMidStream(t *testing.T) {
-	brokers := startBroker(t)
-	topics := stream.TopicsFor("limits")
-	ctx := context.Background()
-	card := txpipe.Card{ID: 1, CustomerID: 1, CardTypeID: 1, Number: "4000-0000-0000-0002", Expiration: "01/30", CreditLimit: 100000, CurrentBalance: 0, IssueDate: "2024-01-01"}
-	cust := txpipe.Customer{ID: 1, Name: "A", Address: "1 Main St, Albany, NY 12207", CreditScore: 700}
-	if err := stream.PublishMaster(ctx, brokers, topics, []txpipe.Card{card}, []txpipe.Customer{cust}); err != nil {
-		t.Fatal(err)
-	}
-	tx := func(id int, amount string) stream.Row {
-		return stream.Row{Raw: txpipe.RawTransaction{TransactionID: strconv.Itoa(id), CardID: "1", Merchant: "M", Timestamp: "2025-04-01 10:00:0" + strconv.Itoa(id), Amount: amount, Location: "2 Shop Rd, Troy, NY 12180", Type: "purchase"}, Seq: int64(id), Source: "test:" + strconv.Itoa(id), FieldsOK: true}
-	}
-	produce := func(rows ...stream.Row) {
-		t.Helper()
-		_, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: brokers, Topics: topics}, stream.RowsOf("test", func(yield func(stream.Row) error) error {
-			for _, r := range rows {
-				if err := yield(r); err != nil {
-					return err
+	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+		brokers := b.Addrs
+		topics := b.Topics(t, "limits")
+		ctx := context.Background()
+		card := txpipe.Card{ID: 1, CustomerID: 1, CardTypeID: 1, Number: "4000-0000-0000-0002", Expiration: "01/30", CreditLimit: 100000, CurrentBalance: 0, IssueDate: "2024-01-01"}
+		cust := txpipe.Customer{ID: 1, Name: "A", Address: "1 Main St, Albany, NY 12207", CreditScore: 700}
+		if err := stream.PublishMaster(ctx, brokers, topics, []txpipe.Card{card}, []txpipe.Customer{cust}); err != nil {
+			t.Fatal(err)
+		}
+		tx := func(id int, amount string) stream.Row {
+			return stream.Row{Raw: txpipe.RawTransaction{TransactionID: strconv.Itoa(id), CardID: "1", Merchant: "M", Timestamp: "2025-04-01 10:00:0" + strconv.Itoa(id), Amount: amount, Location: "2 Shop Rd, Troy, NY 12180", Type: "purchase"}, Seq: int64(id), Source: "test:" + strconv.Itoa(id), FieldsOK: true}
+		}
+		produce := func(rows ...stream.Row) {
+			t.Helper()
+			_, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: brokers, Topics: topics}, stream.RowsOf("test", func(yield func(stream.Row) error) error {
+				for _, r := range rows {
+					if err := yield(r); err != nil {
+						return err
+					}
 				}
+				return nil
+			}))
+			if err != nil {
+				t.Fatal(err)
 			}
-			return nil
-		}))
+		}
+		results := t.TempDir()
+		var written, applied atomic.Int64
+		cctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			_, err := stream.Consume(cctx, stream.ConsumeConfig{
+				Brokers: brokers, Topics: topics, Group: topics.Input, Instance: "l1", ResultsDir: results,
+				Done: func(s stream.ConsumeStats) bool {
+					written.Store(s.Written)
+					applied.Store(s.MasterApplied)
+					return false
+				},
+			})
+			done <- err
+		}()
+		waitWritten := func(n int64) {
+			t.Helper()
+			deadline := time.Now().Add(20 * time.Second)
+			for written.Load() < n {
+				if time.Now().After(deadline) {
+					t.Fatalf("only %d of %d records written", written.Load(), n)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		produce(tx(1, "400.00")) // pending 400 of 1000
+		waitWritten(1)
+		card.CreditLimit = 70000 // the batch lowered the limit to 700
+		if err := stream.PublishMaster(ctx, brokers, topics, []txpipe.Card{card}, nil); err != nil {
+			t.Fatal(err)
+		}
+		// The running validator follows the cards topic: wait until it has
+		// applied all of it.
+		masterEnd, err := stream.MasterEnd(ctx, brokers, topics)
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	results := t.TempDir()
-	var written, applied atomic.Int64
-	cctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		_, err := stream.Consume(cctx, stream.ConsumeConfig{
-			Brokers: brokers, Topics: topics, Group: "limits", Instance: "l1", ResultsDir: results,
-			Done: func(s stream.ConsumeStats) bool {
-				written.Store(s.Written)
-				applied.Store(s.MasterApplied)
-				return false
-			},
-		})
-		done <- err
-	}()
-	waitWritten := func(n int64) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for written.Load() < n {
+		for deadline := time.Now().Add(time.Minute); applied.Load() < masterEnd; time.Sleep(20 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("only %d of %d records written", written.Load(), n)
+				t.Fatalf("the validator applied the master data up to %d of %d in a minute", applied.Load(), masterEnd)
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
-	}
-	produce(tx(1, "400.00")) // pending 400 of 1000
-	waitWritten(1)
-	card.CreditLimit = 70000 // the batch lowered the limit to 700
-	if err := stream.PublishMaster(ctx, brokers, topics, []txpipe.Card{card}, nil); err != nil {
-		t.Fatal(err)
-	}
-	// The running validator follows the cards topic: wait until it has
-	// applied all of it.
-	masterEnd, err := stream.MasterEnd(ctx, brokers, topics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(time.Minute); applied.Load() < masterEnd; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the validator applied the master data up to %d of %d in a minute", applied.Load(), masterEnd)
+		produce(tx(2, "350.00"), tx(3, "300.00"))
+		waitWritten(3)
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
-	}
-	produce(tx(2, "350.00"), tx(3, "300.00"))
-	waitWritten(3)
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	if err := csvfile.ReadResults(filepath.Join(results, csvfile.StreamFile), func(r txpipe.Result, _ int) error {
-		got = append(got, fmt.Sprintf("%d %s %s %s", r.ID, r.Status, r.DeclineReason, r.PendingBalance))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	want := []string{
-		"1 pending  400.00",
-		"2 declined amount_over_half_limit 400.00", // 2×350 ≥ 700: the new limit
-		"3 pending  700.00",                        // lands exactly on the new limit
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("results\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+		var got []string
+		if err := csvfile.ReadResults(filepath.Join(results, csvfile.StreamFile), func(r txpipe.Result, _ int) error {
+			got = append(got, fmt.Sprintf("%d %s %s %s", r.ID, r.Status, r.DeclineReason, r.PendingBalance))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{
+			"1 pending  400.00",
+			"2 declined amount_over_half_limit 400.00", // 2×350 ≥ 700: the new limit
+			"3 pending  700.00",                        // lands exactly on the new limit
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("results\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
 }
 
 // TestBadRecordsGoToTheDeadLetterTopic sends every kind of record that
 // cannot be judged; each lands in rejected_transactions.csv with its
 // reason, and the good records around them are judged.
 func TestBadRecordsGoToTheDeadLetterTopic(t *testing.T) {
-	brokers := startBroker(t)
-	topics := stream.TopicsFor("bad")
-	ctx := context.Background()
-	card := txpipe.Card{ID: 5, CustomerID: 1, CardTypeID: 1, Number: "4000-0000-0000-0002", Expiration: "01/30", CreditLimit: 100000, IssueDate: "2024-01-01"}
-	cust := txpipe.Customer{ID: 1, Name: "A", Address: "1 Main St, Albany, NY 12207"}
-	if err := stream.PublishMaster(ctx, brokers, topics, []txpipe.Card{card}, []txpipe.Customer{cust}); err != nil {
-		t.Fatal(err)
-	}
-	good := `{"transaction_id":%s,"card_id":%s,"merchant_name":"M","timestamp":%s,"amount":%s,"location":"2 Shop Rd, Troy, NY 12180","transaction_type":"purchase","related_transaction_id":null}`
-	values := []struct{ value, reason string }{
-		{fmt.Sprintf(good, "1", "5", `"2025-04-01 10:00:00"`, "10.5"), ""}, // the Python producer's numbers
-		{`not json`, "bad_json"},
-		{`{"transaction_id":2,"card_id":5`, "bad_json"},
-		{fmt.Sprintf(good, `"x"`, "5", `"2025-04-01 10:00:01"`, "1"), "bad_transaction_id"},
-		{fmt.Sprintf(good, "3", `"five"`, `"2025-04-01 10:00:01"`, "1"), "bad_card_id"},
-		{fmt.Sprintf(good, "4", "5", `"2025-04-01 10:00:01"`, `"12.505"`), "bad_amount"},
-		{fmt.Sprintf(good, "5", "5", `"2025-04-01 10:00:01"`, `"1e3"`), "bad_amount"},
-		{fmt.Sprintf(good, "6", "5", `"2025-04-01 10:00:01"`, "null"), "bad_amount"},
-		{fmt.Sprintf(good, "7", "5", `"2025-13-01 10:00:01"`, "1"), "bad_timestamp"},
-		{fmt.Sprintf(good, "8", "99", `"2025-04-01 10:00:01"`, "1"), "unknown_card"},
-		{fmt.Sprintf(good, "1", "5", `"2025-04-01 10:00:02"`, "1"), "duplicate_transaction_id"},
-		{fmt.Sprintf(good, `"9"`, `"5"`, `"2025-04-01 10:00:03"`, `"20"`), ""},
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.EnsureTopics(ctx, cl, topics, 1); err != nil {
-		t.Fatal(err)
-	}
-	for i, v := range values {
-		r := &kgo.Record{Topic: topics.Input, Key: []byte("5"), Value: []byte(v.value), Headers: []kgo.RecordHeader{{Key: stream.HeaderSeq, Value: []byte(strconv.Itoa(i + 1))}}}
-		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+		brokers := b.Addrs
+		topics := b.Topics(t, "bad")
+		ctx := context.Background()
+		card := txpipe.Card{ID: 5, CustomerID: 1, CardTypeID: 1, Number: "4000-0000-0000-0002", Expiration: "01/30", CreditLimit: 100000, IssueDate: "2024-01-01"}
+		cust := txpipe.Customer{ID: 1, Name: "A", Address: "1 Main St, Albany, NY 12207"}
+		if err := stream.PublishMaster(ctx, brokers, topics, []txpipe.Card{card}, []txpipe.Customer{cust}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	cl.Close()
-	results := t.TempDir()
-	st, err := stream.Consume(ctx, stream.ConsumeConfig{
-		Brokers: brokers, Topics: topics, Group: "bad", Instance: "b1", ResultsDir: results,
-		Done: func(s stream.ConsumeStats) bool { return s.Written >= int64(len(values)) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Judged != 2 || st.Rejected != int64(len(values)-2) {
-		t.Fatalf("judged %d, rejected %d", st.Judged, st.Rejected)
-	}
-	var reasons []string
-	if err := csvfile.ReadColumns(filepath.Join(results, csvfile.RejectedFile), []string{"reason", "source"}, func(v []string) {
-		reasons = append(reasons, v[0])
-		if v[1] == "" {
-			t.Errorf("rejected row without a source")
+		good := `{"transaction_id":%s,"card_id":%s,"merchant_name":"M","timestamp":%s,"amount":%s,"location":"2 Shop Rd, Troy, NY 12180","transaction_type":"purchase","related_transaction_id":null}`
+		values := []struct{ value, reason string }{
+			{fmt.Sprintf(good, "1", "5", `"2025-04-01 10:00:00"`, "10.5"), ""}, // the Python producer's numbers
+			{`not json`, "bad_json"},
+			{`{"transaction_id":2,"card_id":5`, "bad_json"},
+			{fmt.Sprintf(good, `"x"`, "5", `"2025-04-01 10:00:01"`, "1"), "bad_transaction_id"},
+			{fmt.Sprintf(good, "3", `"five"`, `"2025-04-01 10:00:01"`, "1"), "bad_card_id"},
+			{fmt.Sprintf(good, "4", "5", `"2025-04-01 10:00:01"`, `"12.505"`), "bad_amount"},
+			{fmt.Sprintf(good, "5", "5", `"2025-04-01 10:00:01"`, `"1e3"`), "bad_amount"},
+			{fmt.Sprintf(good, "6", "5", `"2025-04-01 10:00:01"`, "null"), "bad_amount"},
+			{fmt.Sprintf(good, "7", "5", `"2025-13-01 10:00:01"`, "1"), "bad_timestamp"},
+			{fmt.Sprintf(good, "8", "99", `"2025-04-01 10:00:01"`, "1"), "unknown_card"},
+			{fmt.Sprintf(good, "1", "5", `"2025-04-01 10:00:02"`, "1"), "duplicate_transaction_id"},
+			{fmt.Sprintf(good, `"9"`, `"5"`, `"2025-04-01 10:00:03"`, `"20"`), ""},
 		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for _, v := range values {
-		if v.reason != "" {
-			want = append(want, v.reason)
-		}
-	}
-	if !slices.Equal(reasons, want) {
-		t.Fatalf("rejected reasons %v, want %v", reasons, want)
-	}
-	var ids []string
-	if err := csvfile.ReadResults(filepath.Join(results, csvfile.StreamFile), func(r txpipe.Result, _ int) error {
-		ids = append(ids, fmt.Sprintf("%d=%s", r.ID, r.PendingBalance))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(ids, []string{"1=10.50", "9=30.50"}) {
-		t.Fatalf("judged %v", ids)
-	}
-}
-
-// TestNewBrokerSameResults runs consume into a results folder, then
-// against a new broker whose topic of the same name holds other data: the
-// old segments must not hide the new records.
-func TestNewBrokerSameResults(t *testing.T) {
-	results := t.TempDir()
-	db, err := mysqlstore.Open(context.Background(), mysqltest.NewDatabase(t), slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	run := func(seed int64) string {
-		b, err := embedded.Start(0, "")
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer b.Close()
-		data := t.TempDir()
-		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 20, Cards: 30, Transactions: 300, Seed: seed}); err != nil {
+		if _, err := stream.EnsureTopics(ctx, cl, topics, 1); err != nil {
 			t.Fatal(err)
 		}
-		st := loadAndProduce(t, b.Addrs(), stream.TopicsFor("same"), data)
-		if _, err := stream.Consume(context.Background(), stream.ConsumeConfig{
-			Brokers: b.Addrs(), Topics: stream.TopicsFor("same"), Group: "same", Instance: "s", ResultsDir: results,
-			Store: db, Done: func(s stream.ConsumeStats) bool { return s.Written >= st.Records },
+		for i, v := range values {
+			r := &kgo.Record{Topic: topics.Input, Key: []byte("5"), Value: []byte(v.value), Headers: []kgo.RecordHeader{{Key: stream.HeaderSeq, Value: []byte(strconv.Itoa(i + 1))}}}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cl.Close()
+		results := t.TempDir()
+		st, err := stream.Consume(ctx, stream.ConsumeConfig{
+			Brokers: brokers, Topics: topics, Group: topics.Input, Instance: "b1", ResultsDir: results,
+			Done: func(s stream.ConsumeStats) bool { return s.Written >= int64(len(values)) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Judged != 2 || st.Rejected != int64(len(values)-2) {
+			t.Fatalf("judged %d, rejected %d", st.Judged, st.Rejected)
+		}
+		var reasons []string
+		if err := csvfile.ReadColumns(filepath.Join(results, csvfile.RejectedFile), []string{"reason", "source"}, func(v []string) {
+			reasons = append(reasons, v[0])
+			if v[1] == "" {
+				t.Errorf("rejected row without a source")
+			}
 		}); err != nil {
 			t.Fatal(err)
 		}
-		out, err := os.ReadFile(filepath.Join(results, csvfile.StreamFile))
+		var want []string
+		for _, v := range values {
+			if v.reason != "" {
+				want = append(want, v.reason)
+			}
+		}
+		if !slices.Equal(reasons, want) {
+			t.Fatalf("rejected reasons %v, want %v", reasons, want)
+		}
+		var ids []string
+		if err := csvfile.ReadResults(filepath.Join(results, csvfile.StreamFile), func(r txpipe.Result, _ int) error {
+			ids = append(ids, fmt.Sprintf("%d=%s", r.ID, r.PendingBalance))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids, []string{"1=10.50", "9=30.50"}) {
+			t.Fatalf("judged %v", ids)
+		}
+	})
+}
+
+// TestNewBrokerSameResults runs consume into a results folder, then
+// against a new incarnation of its topics holding other data: on the
+// embedded broker a new broker with topics of the same names, on Kafka the
+// same topics deleted and created again (each has a new topic id, as on a
+// new cluster). The old segments must not hide the new records.
+func TestNewBrokerSameResults(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, shared kafkatest.Broker) {
+		results := t.TempDir()
+		db, err := mysqlstore.Open(context.Background(), mysqltest.NewDatabase(t), slog.Default())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return string(out)
-	}
-	first := run(1)
-	second := run(2)
-	if first == second || strings.Count(second, "\n") != 301 {
-		t.Fatalf("the second broker's stream was not written afresh: %d lines", strings.Count(second, "\n"))
-	}
-	// The database too holds the second stream (same ids, new decisions).
-	rows, err := db.StreamRows(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	w := csv.NewWriter(&b)
-	w.Write(csvfile.StreamColumns)
-	for _, r := range rows {
-		w.Write(csvfile.AppendStreamResult(nil, r))
-	}
-	w.Flush()
-	if b.String() != second {
-		t.Fatal("MySQL still holds the first broker's stream")
-	}
-	fresh := t.TempDir()
-	results = fresh
-	if again := run(2); again != second {
-		t.Fatal("a reused results folder differs from a fresh one")
-	}
+		defer db.Close()
+		topics := shared.Topics(t, "same")
+		group := kafkatest.Name("same")
+		run := func(seed int64) string {
+			b := shared
+			if b.Real() {
+				b.DeleteTopics(t, topics.Input, topics.Validated, topics.DLQ, topics.State, topics.Cards, topics.Customers)
+			} else {
+				b = kafkatest.StartEmbedded(t)
+			}
+			data := t.TempDir()
+			if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 20, Cards: 30, Transactions: 300, Seed: seed}); err != nil {
+				t.Fatal(err)
+			}
+			st := loadAndProduce(t, b.Addrs, topics, data)
+			if _, err := stream.Consume(context.Background(), stream.ConsumeConfig{
+				Brokers: b.Addrs, Topics: topics, Group: group, Instance: "s", ResultsDir: results,
+				Store: db, Done: func(s stream.ConsumeStats) bool { return s.Written >= st.Records },
+			}); err != nil {
+				t.Fatal(err)
+			}
+			out, err := os.ReadFile(filepath.Join(results, csvfile.StreamFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(out)
+		}
+		first := run(1)
+		second := run(2)
+		if first == second || strings.Count(second, "\n") != 301 {
+			t.Fatalf("the second broker's stream was not written afresh: %d lines", strings.Count(second, "\n"))
+		}
+		// The database too holds the second stream (same ids, new decisions).
+		rows, err := db.StreamRows(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		w := csv.NewWriter(&b)
+		w.Write(csvfile.StreamColumns)
+		for _, r := range rows {
+			w.Write(csvfile.AppendStreamResult(nil, r))
+		}
+		w.Flush()
+		if b.String() != second {
+			t.Fatal("MySQL still holds the first broker's stream")
+		}
+		fresh := t.TempDir()
+		results = fresh
+		if again := run(2); again != second {
+			t.Fatal("a reused results folder differs from a fresh one")
+		}
+	})
 }
 
 // stAudit reports, on failure, which transactions the validated topic of
 // topic holds a different number of times than that of ref.
-func stAudit(t *testing.T, brokers []string, topic, ref string) {
+func stAudit(t *testing.T, brokers []string, topic, ref stream.Topics) {
 	t.Helper()
-	count := func(name string) map[string][]string {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(stream.TopicsFor(name).Validated),
+	count := func(topics stream.Topics) map[string][]string {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics.Validated),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 		if err != nil {
 			t.Fatal(err)
@@ -509,93 +521,97 @@ func stAudit(t *testing.T, brokers []string, topic, ref string) {
 // checkpoints every partition, marking the end of its results, so a
 // restore replays nothing.
 func TestQuietPartitionsAreCheckpointed(t *testing.T) {
-	brokers := startBroker(t)
-	topics, st := stSmallTopic(t, brokers, "quiet", dataset.Options{Customers: 40, Cards: 80, Transactions: 2000, Seed: 5})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	_, err := stream.Consume(ctx, stream.ConsumeConfig{
-		Brokers: brokers, Topics: topics, Group: "quiet", Instance: "q1", ResultsDir: t.TempDir(),
-		CheckpointEvery: 1 << 30, CheckpointInterval: 700 * time.Millisecond, UntilIdle: 4 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The last checkpoint marker of each partition names the end of its
-	// results.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics.State, topics.Validated),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	marker := map[int32]string{}
-	lastResult := map[int32]int64{}
-	results := 0
-	for {
-		pctx, pcancel := context.WithTimeout(ctx, 1500*time.Millisecond)
-		fs := cl.PollFetches(pctx)
-		pcancel()
-		if fs.Empty() {
-			break
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			switch {
-			case r.Topic == topics.Validated:
-				lastResult[r.Partition] = r.Offset
-				results++
-			case string(r.Key) == stream.LedgerName+"/m":
-				marker[r.Partition] = string(r.Value)
-			}
+	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+		brokers := b.Addrs
+		topics, st := stSmallTopic(t, b, "quiet", dataset.Options{Customers: 40, Cards: 80, Transactions: 2000, Seed: 5})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		_, err := stream.Consume(ctx, stream.ConsumeConfig{
+			Brokers: brokers, Topics: topics, Group: topics.Input, Instance: "q1", ResultsDir: t.TempDir(),
+			CheckpointEvery: 1 << 30, CheckpointInterval: 700 * time.Millisecond, UntilIdle: 4 * time.Second,
 		})
-	}
-	if int64(results) != st.Records || len(lastResult) == 0 {
-		t.Fatalf("%d results on %d partitions, want %d", results, len(lastResult), st.Records)
-	}
-	for p, off := range lastResult {
-		if want := fmt.Sprintf(`{"validated_next":%d}`, off+1); marker[p] != want {
-			t.Errorf("partition %d: last checkpoint %q, want %s", p, marker[p], want)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	states, err := stream.CardStates(ctx, brokers, topics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(states) == 0 {
-		t.Fatal("no card state restored")
-	}
+		// The last checkpoint marker of each partition names the end of its
+		// results.
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics.State, topics.Validated),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		marker := map[int32]string{}
+		lastResult := map[int32]int64{}
+		results := 0
+		for {
+			pctx, pcancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+			fs := cl.PollFetches(pctx)
+			pcancel()
+			if fs.Empty() {
+				break
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				switch {
+				case r.Topic == topics.Validated:
+					lastResult[r.Partition] = r.Offset
+					results++
+				case string(r.Key) == stream.LedgerName+"/m":
+					marker[r.Partition] = string(r.Value)
+				}
+			})
+		}
+		if int64(results) != st.Records || len(lastResult) == 0 {
+			t.Fatalf("%d results on %d partitions, want %d", results, len(lastResult), st.Records)
+		}
+		for p, off := range lastResult {
+			if want := fmt.Sprintf(`{"validated_next":%d}`, off+1); marker[p] != want {
+				t.Errorf("partition %d: last checkpoint %q, want %s", p, marker[p], want)
+			}
+		}
+		states, err := stream.CardStates(ctx, brokers, topics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(states) == 0 {
+			t.Fatal("no card state restored")
+		}
+	})
 }
 
 // TestRestoreRefusesDeletedResults deletes results a restore needs (as a
 // too short retention would): the consumer stops with an error rather
 // than judge from a wrong balance.
 func TestRestoreRefusesDeletedResults(t *testing.T) {
-	brokers := startBroker(t)
-	topics, _ := stSmallTopic(t, brokers, "short", dataset.Options{Customers: 20, Cards: 30, Transactions: 300, Seed: 9})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cfg := stream.ConsumeConfig{
-		Brokers: brokers, Topics: topics, Group: "short", Instance: "s1", ResultsDir: t.TempDir(),
-		CheckpointEvery: 1 << 30, CheckpointInterval: time.Hour, UntilIdle: 2 * time.Second,
-	}
-	if _, err := stream.Consume(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	del := kadm.Offsets{}
-	del.Add(kadm.Offset{Topic: topics.Validated, Partition: 0, At: 3})
-	if _, err := kadm.NewClient(cl).DeleteRecords(ctx, del); err != nil {
-		t.Fatal(err)
-	}
-	// A new member of the group must restore partition 0 from its start.
-	cfg.Instance = "s2"
-	_, err = stream.Consume(ctx, cfg)
-	if err == nil || !strings.Contains(err.Error(), "records deleted") {
-		t.Fatalf("consume after the results were deleted: %v, want a records-deleted error", err)
-	}
+	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+		brokers := b.Addrs
+		topics, _ := stSmallTopic(t, b, "short", dataset.Options{Customers: 20, Cards: 30, Transactions: 300, Seed: 9})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cfg := stream.ConsumeConfig{
+			Brokers: brokers, Topics: topics, Group: topics.Input, Instance: "s1", ResultsDir: t.TempDir(),
+			CheckpointEvery: 1 << 30, CheckpointInterval: time.Hour, UntilIdle: 2 * time.Second,
+		}
+		if _, err := stream.Consume(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		del := kadm.Offsets{}
+		del.Add(kadm.Offset{Topic: topics.Validated, Partition: 0, At: 3})
+		if _, err := kadm.NewClient(cl).DeleteRecords(ctx, del); err != nil {
+			t.Fatal(err)
+		}
+		// A new member of the group must restore partition 0 from its start.
+		cfg.Instance = "s2"
+		_, err = stream.Consume(ctx, cfg)
+		if err == nil || !strings.Contains(err.Error(), "records deleted") {
+			t.Fatalf("consume after the results were deleted: %v, want a records-deleted error", err)
+		}
+	})
 }
 
 // brokenStore is a database whose stored offsets cannot be read.
@@ -617,34 +633,36 @@ func (brokenStore) ResetPartition(context.Context, string, string, int32, bool) 
 // up (its database fails) has written nothing, so --until-idle must not
 // stop the consumer, however long it waits.
 func TestNotIdleWhileTheSinkCannotStart(t *testing.T) {
-	defer stream.SetNoAssignmentWait(stream.SetNoAssignmentWait(300 * time.Millisecond))
-	brokers := startBroker(t)
-	topics, _ := stSmallTopic(t, brokers, "nosink", dataset.Options{Customers: 10, Cards: 20, Transactions: 100, Seed: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	start := time.Now()
-	st, err := stream.Consume(ctx, stream.ConsumeConfig{
-		Brokers: brokers, Topics: topics, Group: "nosink", Instance: "n1", ResultsDir: t.TempDir(),
-		Store: brokenStore{}, Transient: func(error) bool { return false }, UntilIdle: 500 * time.Millisecond,
-		Log: slog.New(slog.DiscardHandler),
+	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+		defer stream.SetNoAssignmentWait(stream.SetNoAssignmentWait(300 * time.Millisecond))
+		brokers := b.Addrs
+		topics, _ := stSmallTopic(t, b, "nosink", dataset.Options{Customers: 10, Cards: 20, Transactions: 100, Seed: 2})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		st, err := stream.Consume(ctx, stream.ConsumeConfig{
+			Brokers: brokers, Topics: topics, Group: topics.Input, Instance: "n1", ResultsDir: t.TempDir(),
+			Store: brokenStore{}, Transient: func(error) bool { return false }, UntilIdle: 500 * time.Millisecond,
+			Log: slog.New(slog.DiscardHandler),
+		})
+		if took := time.Since(start); took < 4500*time.Millisecond || st.Written != 0 {
+			t.Fatalf("consume stopped after %v with %d written (err %v): idle while its sink could not start", took.Round(time.Millisecond), st.Written, err)
+		}
+		if st.Judged == 0 {
+			t.Fatalf("the validator judged nothing: %+v", st)
+		}
 	})
-	if took := time.Since(start); took < 4500*time.Millisecond || st.Written != 0 {
-		t.Fatalf("consume stopped after %v with %d written (err %v): idle while its sink could not start", took.Round(time.Millisecond), st.Written, err)
-	}
-	if st.Judged == 0 {
-		t.Fatalf("the validator judged nothing: %+v", st)
-	}
 }
 
 // stSmallTopic publishes a small generated dataset to a topic of its own.
-func stSmallTopic(t *testing.T, brokers []string, topic string, opts dataset.Options) (stream.Topics, stream.ProduceStats) {
+func stSmallTopic(t *testing.T, b kafkatest.Broker, topic string, opts dataset.Options) (stream.Topics, stream.ProduceStats) {
 	t.Helper()
 	data := t.TempDir()
 	if _, err := dataset.Generate(context.Background(), data, opts); err != nil {
 		t.Fatal(err)
 	}
-	topics := stream.TopicsFor(topic)
-	return topics, loadAndProduce(t, brokers, topics, data)
+	topics := b.Topics(t, topic)
+	return topics, loadAndProduce(t, b.Addrs, topics, data)
 }
 
 // memStore is a database view in memory that can go down: rows and
@@ -718,14 +736,15 @@ func (s *memStore) written() (rows, twice int) {
 // is down ends within the stop timeout, losing nothing: the rows the
 // database did not take are written on the next start.
 func TestStopWhileDatabaseDown(t *testing.T) {
-	brokers := startBroker(t)
-	topics, st := stSmallTopic(t, brokers, "dbdown", dataset.Options{Customers: 30, Cards: 50, Transactions: 3000, Seed: 8})
+	b := kafkatest.StartEmbedded(t)
+	brokers := b.Addrs
+	topics, st := stSmallTopic(t, b, "dbdown", dataset.Options{Customers: 30, Cards: 50, Transactions: 3000, Seed: 8})
 	store := newMemStore()
 	store.upFor = 1 // down once the first rows are in
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := stream.ConsumeConfig{
-		Brokers: brokers, Topics: topics, Group: "dbdown", Instance: "d1", ResultsDir: t.TempDir(),
+		Brokers: brokers, Topics: topics, Group: topics.Input, Instance: "d1", ResultsDir: t.TempDir(),
 		Store: store, Transient: func(err error) bool { return errors.Is(err, errDown) },
 		MaxBatch: 100, StopTimeout: time.Second, Log: slog.New(slog.DiscardHandler),
 	}

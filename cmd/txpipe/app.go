@@ -13,8 +13,9 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/config"
@@ -38,6 +39,33 @@ func kafkaReady(ctx context.Context, cfg *config.Config) error {
 		bound = 30 * time.Second
 	}
 	return stream.Ping(ctx, cfg.Brokers(), bound)
+}
+
+// topicsOf names the speed layer's topics: those derived from KAFKA_TOPIC
+// and the master-data topics of the settings.
+func topicsOf(cfg *config.Config) stream.Topics {
+	t := stream.TopicsFor(cfg.KafkaTopic)
+	t.Cards, t.Customers, t.Stolen = cfg.KafkaCardsTopic, cfg.KafkaCustomersTopic, cfg.KafkaStolenTopic
+	return t
+}
+
+// kafkaLevel is the level of franz-go's own logs: warn, debug with -v.
+var kafkaLevel = func() *slog.LevelVar {
+	l := new(slog.LevelVar)
+	l.Set(slog.LevelWarn)
+	return l
+}()
+
+// clientOpts are the options of every Kafka client a command creates: the
+// producers' compression (KAFKA_COMPRESSION) and franz-go's logs through
+// log/slog.
+func clientOpts(cfg *config.Config) ([]kgo.Opt, error) {
+	compression, err := config.ProducerCompression(cfg.KafkaCompression)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: kafkaLevel})).With("component", "kafka-client")
+	return []kgo.Opt{compression, kgo.WithLogger(kslog.New(log))}, nil
 }
 
 // openDB opens the configured database (migrated), or returns nil when

@@ -99,13 +99,17 @@ func runBatchWith(ctx context.Context, cfg *config.Config, f batchFlags) (batch.
 		o.DB = db.SQL
 	}
 	if f.publish {
+		opts, err := clientOpts(cfg)
+		if err != nil {
+			return batch.Summary{}, err
+		}
 		o.Publish = func(ctx context.Context, changed []txpipe.Card) error {
 			if err := kafkaReady(ctx, cfg); err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			return stream.PublishMaster(ctx, cfg.Brokers(), stream.TopicsFor(cfg.KafkaTopic), changed, nil, metrics.KafkaOpts("batch")...)
+			return stream.PublishMaster(ctx, cfg.Brokers(), topicsOf(cfg), changed, nil, append(opts, metrics.KafkaOpts("batch")...)...)
 		}
 	}
 	return batch.Run(ctx, o)

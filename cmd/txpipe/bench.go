@@ -35,7 +35,7 @@ point it at a cluster whose master data matters.`,
 			if err != nil {
 				return err
 			}
-			o := bench.Options{Transactions: transactions, Cards: cards, Profile: profile, Out: cmd.OutOrStdout(), Log: slog.Default()}
+			o := bench.Options{Transactions: transactions, Cards: cards, Profile: profile, Out: cmd.OutOrStdout(), Log: slog.Default(), Compression: cfg.KafkaCompression}
 			if cfg.KafkaSet {
 				o.Brokers = cfg.Brokers()
 			}

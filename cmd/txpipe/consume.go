@@ -84,11 +84,15 @@ not; txpipe serve answers from the live stream).`,
 				defer release()
 				instance = id
 			}
+			opts, err := clientOpts(cfg)
+			if err != nil {
+				return err
+			}
 			cc := stream.ConsumeConfig{
-				Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Group: cfg.KafkaGroupID,
+				Brokers: cfg.Brokers(), Topics: topicsOf(cfg), Group: cfg.KafkaGroupID, ClientOpts: append(opts, metrics.KafkaOpts("consume")...),
 				Instance: instance, ResultsDir: cfg.Results, UntilIdle: untilIdle, MaxBatch: maxBatch,
 				CheckpointEvery: checkpointEvery, DedupHorizon: dedupHorizon, StopTimeout: stopTimeout,
-				Alerts: alerts, Staging: staging, ClientOpts: metrics.KafkaOpts("consume"),
+				Alerts: alerts, Staging: staging,
 			}
 			obs, cl, err := observe(metricsAddr, cfg, true, true)
 			if err != nil {

@@ -92,7 +92,11 @@ func runDemo(ctx context.Context, cfg *config.Config, dataGiven bool, out io.Wri
 		defer b.Close()
 		cfg.KafkaBootstrap = strings.Join(b.Addrs(), ",")
 	}
-	topics := stream.TopicsFor(topic)
+	topics := topicsOf(cfg)
+	opts, err := clientOpts(cfg)
+	if err != nil {
+		return err
+	}
 	// Segments of an earlier run belong to topics that no longer exist.
 	if err := os.RemoveAll(filepath.Join(cfg.Results, ".txpipe-segments")); err != nil {
 		return err
@@ -117,7 +121,7 @@ func runDemo(ctx context.Context, cfg *config.Config, dataGiven bool, out io.Wri
 	if len(m.Cards) == 0 {
 		slog.Warn("WARNING: the dataset has no cards: every transaction will be rejected as unknown_card")
 	}
-	if err := stream.PublishMaster(ctx, cfg.Brokers(), topics, m.Cards, m.Customers); err != nil {
+	if err := stream.PublishMaster(ctx, cfg.Brokers(), topics, m.Cards, m.Customers, opts...); err != nil {
 		return err
 	}
 	loadTime := time.Since(t0)
@@ -128,7 +132,7 @@ func runDemo(ctx context.Context, cfg *config.Config, dataGiven bool, out io.Wri
 	if err != nil {
 		return err
 	}
-	ps, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topics}, src)
+	ps, err := stream.Produce(ctx, stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topics, ClientOpts: opts}, src)
 	if err != nil {
 		return err
 	}
@@ -138,7 +142,7 @@ func runDemo(ctx context.Context, cfg *config.Config, dataGiven bool, out io.Wri
 	t0 = time.Now()
 	want := ps.Records + ps.Rejected
 	cc := stream.ConsumeConfig{
-		Brokers: cfg.Brokers(), Topics: topics, Group: group, Instance: "demo", ResultsDir: cfg.Results,
+		Brokers: cfg.Brokers(), Topics: topics, Group: group, Instance: "demo", ResultsDir: cfg.Results, ClientOpts: opts,
 		Done: func(s stream.ConsumeStats) bool { return s.Written >= want },
 	}
 	if db != nil {

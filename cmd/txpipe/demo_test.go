@@ -13,6 +13,7 @@ import (
 
 	"github.com/txpipe/txpipe/config"
 	"github.com/txpipe/txpipe/dataset"
+	"github.com/txpipe/txpipe/internal/kafkatest"
 	"github.com/txpipe/txpipe/internal/mysqltest"
 	"github.com/txpipe/txpipe/internal/reftest"
 	"github.com/txpipe/txpipe/serving/csvfile"
@@ -23,6 +24,7 @@ func demoConfig(t *testing.T, data string) *config.Config {
 	t.Helper()
 	return &config.Config{
 		KafkaBootstrap: "localhost:9092", KafkaTopic: "transactions", KafkaGroupID: "txpipe",
+		KafkaCardsTopic: "txpipe.cards", KafkaCustomersTopic: "txpipe.customers", KafkaStolenTopic: "txpipe.stolen-cards", KafkaCompression: config.DefaultCompression,
 		DBPort: 3306, Data: data, Results: t.TempDir(),
 	}
 }
@@ -37,57 +39,66 @@ func withMySQL(t *testing.T, cfg *config.Config) {
 
 // TestDemoMatchesReference runs the demo over the reference input and
 // compares the four result files with the reference results to the cent,
-// with and without MySQL.
+// with and without MySQL, on its own embedded broker and on Kafka.
 func TestDemoMatchesReference(t *testing.T) {
-	data, want := reftest.Data(t), reftest.Results(t)
-	for _, mode := range []string{"csv", "mysql"} {
-		t.Run(mode, func(t *testing.T) {
-			cfg := demoConfig(t, data)
-			if mode == "mysql" {
-				withMySQL(t, cfg)
-			}
-			var out bytes.Buffer
-			if err := runDemo(context.Background(), cfg, true, &out); err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(out.String(), "400 transactions produced") {
-				t.Fatalf("summary:\n%s", out.String())
-			}
-			for _, f := range []string{csvfile.StreamFile, csvfile.BatchFile, csvfile.CardsUpdatedFile, csvfile.CustomersUpdFile} {
-				reftest.CompareFile(t, filepath.Join(cfg.Results, f), filepath.Join(want, f))
-			}
-			if mode == "mysql" {
-				// The tables hold the reference results too, to the cent.
-				db, err := mysqlstore.Open(context.Background(), cfg.MySQL(), slog.Default())
-				if err != nil {
+	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+		data, want := reftest.Data(t), reftest.Results(t)
+		for _, mode := range []string{"csv", "mysql"} {
+			t.Run(mode, func(t *testing.T) {
+				cfg := demoConfig(t, data)
+				if b.Real() {
+					// The demo's own broker is embedded: on Kafka it runs as
+					// with KAFKA_BOOTSTRAP_SERVERS set.
+					topics := b.Topics(t, "demo")
+					cfg.KafkaBootstrap, cfg.KafkaSet = b.Bootstrap(), true
+					cfg.KafkaCardsTopic, cfg.KafkaCustomersTopic, cfg.KafkaStolenTopic = topics.Cards, topics.Customers, topics.Stolen
+				}
+				if mode == "mysql" {
+					withMySQL(t, cfg)
+				}
+				var out bytes.Buffer
+				if err := runDemo(context.Background(), cfg, true, &out); err != nil {
 					t.Fatal(err)
 				}
-				defer db.Close()
-				rows, err := db.StreamRows(context.Background())
-				if err != nil {
-					t.Fatal(err)
+				if !strings.Contains(out.String(), "400 transactions produced") {
+					t.Fatalf("summary:\n%s", out.String())
 				}
-				path := filepath.Join(t.TempDir(), csvfile.StreamFile)
-				w, err := csvfile.Create(path, csvfile.ResultColumns)
-				if err != nil {
-					t.Fatal(err)
+				for _, f := range []string{csvfile.StreamFile, csvfile.BatchFile, csvfile.CardsUpdatedFile, csvfile.CustomersUpdFile} {
+					reftest.CompareFile(t, filepath.Join(cfg.Results, f), filepath.Join(want, f))
 				}
-				for _, r := range rows {
-					if err := w.WriteResult(r); err != nil {
+				if mode == "mysql" {
+					// The tables hold the reference results too, to the cent.
+					db, err := mysqlstore.Open(context.Background(), cfg.MySQL(), slog.Default())
+					if err != nil {
 						t.Fatal(err)
 					}
+					defer db.Close()
+					rows, err := db.StreamRows(context.Background())
+					if err != nil {
+						t.Fatal(err)
+					}
+					path := filepath.Join(t.TempDir(), csvfile.StreamFile)
+					w, err := csvfile.Create(path, csvfile.ResultColumns)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, r := range rows {
+						if err := w.WriteResult(r); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := w.Commit(); err != nil {
+						t.Fatal(err)
+					}
+					reftest.CompareFile(t, path, filepath.Join(want, csvfile.StreamFile))
+					var n int
+					if err := db.SQL.QueryRow("SELECT COUNT(*) FROM batch_transactions WHERE status IN ('approved','declined')").Scan(&n); err != nil || n != 400 {
+						t.Fatalf("batch_transactions: %d rows, %v", n, err)
+					}
 				}
-				if err := w.Commit(); err != nil {
-					t.Fatal(err)
-				}
-				reftest.CompareFile(t, path, filepath.Join(want, csvfile.StreamFile))
-				var n int
-				if err := db.SQL.QueryRow("SELECT COUNT(*) FROM batch_transactions WHERE status IN ('approved','declined')").Scan(&n); err != nil || n != 400 {
-					t.Fatalf("batch_transactions: %d rows, %v", n, err)
-				}
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 // TestDemoListsMalformedRows runs the demo over a generated dataset with

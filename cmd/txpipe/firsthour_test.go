@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/txpipe/txpipe/internal/kafkatest"
 	"github.com/txpipe/txpipe/internal/mysqltest"
 	"github.com/txpipe/txpipe/internal/reftest"
 	"github.com/txpipe/txpipe/serving/csvfile"
@@ -41,28 +42,15 @@ func runCLIOut(args ...string) (string, error) {
 // source header.
 func committedSources(t *testing.T, brokers []string, topic string) map[string]int {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	seen := map[string]int{}
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		if fs.Empty() {
-			return seen
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			for _, h := range r.Headers {
-				if h.Key == stream.HeaderSource {
-					seen[string(h.Value)]++
-				}
+	readCommitted(t, brokers, topic, func(r *kgo.Record) {
+		for _, h := range r.Headers {
+			if h.Key == stream.HeaderSource {
+				seen[string(h.Value)]++
 			}
-		})
-	}
+		}
+	})
+	return seen
 }
 
 func TestVersion(t *testing.T) {
@@ -76,64 +64,58 @@ func TestVersion(t *testing.T) {
 // without --yes; with it, the topics, groups and result files are gone
 // (results/README.md stays) and the same flow runs again from nothing.
 func TestResetStartsOver(t *testing.T) {
-	data := reftest.Data(t)
-	b, err := embedded.Start(0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	results := t.TempDir()
-	os.WriteFile(filepath.Join(results, "README.md"), []byte("results\n"), 0o644)
-	t.Chdir(t.TempDir())
-	for k, v := range map[string]string{
-		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(b.Addrs(), ","), "KAFKA_TOPIC": "rs", "KAFKA_GROUP_ID": "rs",
-		"CONSUMER_TIMEOUT_MS": "2000", "TXPIPE_RESULTS": results, "TXPIPE_DATA": data, "DB_HOST": "",
-	} {
-		t.Setenv(k, v)
-	}
-	flow := func() {
-		t.Helper()
-		runCLI(t, "load", "initial")
-		if out := runCLI(t, "produce"); !strings.Contains(out, "produced 400 records") {
-			t.Fatalf("produce: %s", out)
+	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+		data := reftest.Data(t)
+		results := t.TempDir()
+		os.WriteFile(filepath.Join(results, "README.md"), []byte("results\n"), 0o644)
+		t.Chdir(t.TempDir())
+		topics, group := k.Topics(t, "rs"), kafkatest.Name("rs")
+		setEnv(t, kafkaEnv(k, topics, group))
+		setEnv(t, []string{"CONSUMER_TIMEOUT_MS=2000", "TXPIPE_RESULTS=" + results, "TXPIPE_DATA=" + data, "DB_HOST="})
+		flow := func() {
+			t.Helper()
+			runCLI(t, "load", "initial")
+			if out := runCLI(t, "produce"); !strings.Contains(out, "produced 400 records") {
+				t.Fatalf("produce: %s", out)
+			}
+			if out := runCLI(t, "consume", "--instance", "rs-1", "--memory-limit", "0"); !strings.Contains(out, "400 judged, 0 rejected, 400 written") {
+				t.Fatalf("consume: %s", out)
+			}
 		}
-		if out := runCLI(t, "consume", "--instance", "rs-1", "--memory-limit", "0"); !strings.Contains(out, "400 judged, 0 rejected, 400 written") {
-			t.Fatalf("consume: %s", out)
+		flow()
+		if out := runCLI(t, "produce"); !strings.Contains(out, "nothing new") {
+			t.Fatalf("a second produce of the same file: %s", out)
 		}
-	}
-	flow()
-	if out := runCLI(t, "produce"); !strings.Contains(out, "nothing new") {
-		t.Fatalf("a second produce of the same file: %s", out)
-	}
-	out, err := runCLIOut("reset")
-	if err == nil || !strings.Contains(out, "rs.validated") || !strings.Contains(err.Error(), "--yes") {
-		t.Fatalf("reset without --yes: %q, %v", out, err)
-	}
-	if _, err := os.Stat(filepath.Join(results, csvfile.StreamFile)); err != nil {
-		t.Fatalf("reset without --yes deleted results: %v", err)
-	}
-	if out := runCLI(t, "reset", "--yes"); !strings.Contains(out, "rs.card-state") || !strings.Contains(out, "rs.sink") {
-		t.Fatalf("reset --yes: %s", out)
-	}
-	ents, _ := os.ReadDir(results)
-	if len(ents) != 1 || ents[0].Name() != "README.md" {
-		t.Fatalf("results after reset: %v", ents)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	td, err := kadm.NewClient(cl).ListTopics(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range stream.ResetTopics(stream.TopicsFor("rs")) {
-		if td.Has(name) {
-			t.Errorf("topic %s survived the reset", name)
+		out, err := runCLIOut("reset")
+		if err == nil || !strings.Contains(out, topics.Validated) || !strings.Contains(err.Error(), "--yes") {
+			t.Fatalf("reset without --yes: %q, %v", out, err)
 		}
-	}
-	flow() // from nothing again: everything published and judged anew
+		if _, err := os.Stat(filepath.Join(results, csvfile.StreamFile)); err != nil {
+			t.Fatalf("reset without --yes deleted results: %v", err)
+		}
+		if out := runCLI(t, "reset", "--yes"); !strings.Contains(out, topics.State) || !strings.Contains(out, group+".sink") {
+			t.Fatalf("reset --yes: %s", out)
+		}
+		ents, _ := os.ReadDir(results)
+		if len(ents) != 1 || ents[0].Name() != "README.md" {
+			t.Fatalf("results after reset: %v", ents)
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		td, err := kadm.NewClient(cl).ListTopics(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range stream.ResetTopics(topics) {
+			if td.Has(name) {
+				t.Errorf("topic %s survived the reset", name)
+			}
+		}
+		flow() // from nothing again: everything published and judged anew
+	})
 }
 
 // TestProduceFileThenFromDB: the same transactions produced from the file
@@ -141,61 +123,54 @@ func TestResetStartsOver(t *testing.T) {
 // duplicates; MySQL and the CSV views hold the same rows, and the batch
 // equals the reference.
 func TestProduceFileThenFromDB(t *testing.T) {
-	data, want := reftest.Data(t), reftest.Results(t)
-	db := mysqltest.NewDatabase(t)
-	b, err := embedded.Start(0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	host, port, _ := strings.Cut(db.Addr, ":")
-	results := t.TempDir()
-	t.Chdir(t.TempDir())
-	for k, v := range map[string]string{
-		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(b.Addrs(), ","), "KAFKA_TOPIC": "twice", "KAFKA_GROUP_ID": "twice",
-		"CONSUMER_TIMEOUT_MS": "2000", "DB_HOST": host, "DB_PORT": port, "DB_USER": db.User, "DB_PASSWORD": db.Passwd,
-		"DB_NAME": db.DBName, "TXPIPE_RESULTS": results, "TXPIPE_DATA": data,
-	} {
-		t.Setenv(k, v)
-	}
-	runCLI(t, "load", "initial")
-	if out := runCLI(t, "produce"); !strings.Contains(out, "produced 400 records") {
-		t.Fatalf("produce: %s", out)
-	}
-	if out := runCLI(t, "produce", "--from-db"); !strings.Contains(out, "produced 400 records") {
-		t.Fatalf("produce --from-db: %s", out)
-	}
-	if out := runCLI(t, "produce", "--from-db"); !strings.Contains(out, "nothing new") {
-		t.Fatalf("a second produce --from-db: %s", out)
-	}
-	if out := runCLI(t, "consume", "--instance", "twice-1", "--memory-limit", "0"); !strings.Contains(out, "400 judged, 400 rejected, 800 written") {
-		t.Fatalf("consume: %s", out)
-	}
-	runCLI(t, "batch")
-	for _, f := range []string{csvfile.StreamFile, csvfile.BatchFile, csvfile.CardsUpdatedFile, csvfile.CustomersUpdFile} {
-		reftest.CompareFile(t, filepath.Join(results, f), filepath.Join(want, f))
-	}
-	sqlDB, err := sql.Open("mysql", db.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sqlDB.Close()
-	var rows, dups int
-	if err := sqlDB.QueryRow("SELECT COUNT(*) FROM stream_transactions").Scan(&rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := sqlDB.QueryRow("SELECT COUNT(*) FROM rejected_transactions WHERE reason = 'duplicate_transaction_id'").Scan(&dups); err != nil {
-		t.Fatal(err)
-	}
-	csvDups := 0
-	csvfile.ReadColumns(filepath.Join(results, csvfile.RejectedFile), []string{"reason"}, func(f []string) {
-		if f[0] == "duplicate_transaction_id" {
-			csvDups++
+	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+		data, want := reftest.Data(t), reftest.Results(t)
+		db := mysqltest.NewDatabase(t)
+		host, port, _ := strings.Cut(db.Addr, ":")
+		results := t.TempDir()
+		t.Chdir(t.TempDir())
+		setEnv(t, kafkaEnv(k, k.Topics(t, "twice"), kafkatest.Name("twice")))
+		setEnv(t, []string{"CONSUMER_TIMEOUT_MS=2000", "DB_HOST=" + host, "DB_PORT=" + port, "DB_USER=" + db.User, "DB_PASSWORD=" + db.Passwd,
+			"DB_NAME=" + db.DBName, "TXPIPE_RESULTS=" + results, "TXPIPE_DATA=" + data})
+		runCLI(t, "load", "initial")
+		if out := runCLI(t, "produce"); !strings.Contains(out, "produced 400 records") {
+			t.Fatalf("produce: %s", out)
+		}
+		if out := runCLI(t, "produce", "--from-db"); !strings.Contains(out, "produced 400 records") {
+			t.Fatalf("produce --from-db: %s", out)
+		}
+		if out := runCLI(t, "produce", "--from-db"); !strings.Contains(out, "nothing new") {
+			t.Fatalf("a second produce --from-db: %s", out)
+		}
+		if out := runCLI(t, "consume", "--instance", "twice-1", "--memory-limit", "0"); !strings.Contains(out, "400 judged, 400 rejected, 800 written") {
+			t.Fatalf("consume: %s", out)
+		}
+		runCLI(t, "batch")
+		for _, f := range []string{csvfile.StreamFile, csvfile.BatchFile, csvfile.CardsUpdatedFile, csvfile.CustomersUpdFile} {
+			reftest.CompareFile(t, filepath.Join(results, f), filepath.Join(want, f))
+		}
+		sqlDB, err := sql.Open("mysql", db.FormatDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sqlDB.Close()
+		var rows, dups int
+		if err := sqlDB.QueryRow("SELECT COUNT(*) FROM stream_transactions").Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := sqlDB.QueryRow("SELECT COUNT(*) FROM rejected_transactions WHERE reason = 'duplicate_transaction_id'").Scan(&dups); err != nil {
+			t.Fatal(err)
+		}
+		csvDups := 0
+		csvfile.ReadColumns(filepath.Join(results, csvfile.RejectedFile), []string{"reason"}, func(f []string) {
+			if f[0] == "duplicate_transaction_id" {
+				csvDups++
+			}
+		})
+		if rows != 400 || dups != 400 || csvDups != 400 {
+			t.Fatalf("MySQL holds %d stream rows and %d duplicates, the CSV %d duplicates; want 400, 400, 400", rows, dups, csvDups)
 		}
 	})
-	if rows != 400 || dups != 400 || csvDups != 400 {
-		t.Fatalf("MySQL holds %d stream rows and %d duplicates, the CSV %d duplicates; want 400, 400, 400", rows, dups, csvDups)
-	}
 }
 
 var producedRE = regexp.MustCompile(`produced (\d+) records \((\d+) to the dead-letter topic\)`)
@@ -206,97 +181,94 @@ var producedRE = regexp.MustCompile(`produced (\d+) records \((\d+) to the dead-
 // next run continues from the last committed position): in the end the
 // topics hold every row of the file once.
 func TestProducerSignals(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the binary")
-	}
-	bin := buildBinary(t)
-	b, err := embedded.Start(0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	brokers := b.Addrs()
-	data := genDataset(t, 8000, 9)
-	const rows = 8009
-	topics := stream.TopicsFor("sig")
-	env := append(os.Environ(), "KAFKA_BOOTSTRAP_SERVERS="+strings.Join(brokers, ","), "KAFKA_TOPIC=sig", "TXPIPE_DATA="+data, "DB_HOST=")
-	count := func() int {
-		n := 0
-		for _, topic := range []string{topics.Input, topics.DLQ} {
-			for _, c := range committedSources(t, brokers, topic) {
-				n += c
-			}
+	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+		if testing.Short() {
+			t.Skip("runs the binary")
 		}
-		return n
-	}
-	// Wait for progress (not a time) before each signal.
-	start := func() (*exec.Cmd, *bytes.Buffer) {
-		var out bytes.Buffer
-		cmd := exec.Command(bin, "produce", "--rate", "1000", "--no-progress")
-		cmd.Env, cmd.Stdout, cmd.Stderr = env, &out, &out
-		if err := cmd.Start(); err != nil {
+		bin := buildBinary(t)
+		brokers := k.Addrs
+		data := genDataset(t, 8000, 9)
+		const rows = 8009
+		topics := k.Topics(t, "sig")
+		env := append(append(os.Environ(), kafkaEnv(k, topics, kafkatest.Name("sig"))...), "TXPIPE_DATA="+data, "DB_HOST=")
+		count := func() int {
+			n := 0
+			for _, topic := range []string{topics.Input, topics.DLQ} {
+				for _, c := range committedSources(t, brokers, topic) {
+					n += c
+				}
+			}
+			return n
+		}
+		// Wait for progress (not a time) before each signal.
+		start := func() (*exec.Cmd, *bytes.Buffer) {
+			var out bytes.Buffer
+			cmd := exec.Command(bin, "produce", "--rate", "1000", "--no-progress")
+			cmd.Env, cmd.Stdout, cmd.Stderr = env, &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			return cmd, &out
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+		if err != nil {
 			t.Fatal(err)
 		}
-		return cmd, &out
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	end := func() int64 { // the input's end offsets: progress, committed or not
-		ends, err := adm.ListEndOffsets(context.Background(), topics.Input)
-		if err != nil {
-			return 0
+		defer cl.Close()
+		adm := kadm.NewClient(cl)
+		end := func() int64 { // the input's end offsets: progress, committed or not
+			ends, err := adm.ListEndOffsets(context.Background(), topics.Input)
+			if err != nil {
+				return 0
+			}
+			var n int64
+			ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+			return n
 		}
-		var n int64
-		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-		return n
-	}
-	waitMore := func(than int64) {
-		for deadline := time.Now().Add(2 * time.Minute); end() <= than+500; time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the producer made no progress in 2 minutes")
+		waitMore := func(than int64) {
+			for deadline := time.Now().Add(2 * time.Minute); end() <= than+500; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the producer made no progress in 2 minutes")
+				}
 			}
 		}
-	}
-	cmd, out := start()
-	waitMore(end())
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("produce after SIGTERM: %v\n%s", err, out)
-	}
-	m := producedRE.FindStringSubmatch(out.String())
-	if m == nil {
-		t.Fatalf("no summary after SIGTERM:\n%s", out)
-	}
-	reported, _ := strconv.Atoi(m[1])
-	rejected, _ := strconv.Atoi(m[2])
-	if got := count(); got != reported+rejected || got == rows {
-		t.Fatalf("after SIGTERM the topics hold %d rows, the summary says %d (+%d dead letters) of %d", got, reported, rejected, rows)
-	}
-	cmd, out = start()
-	waitMore(end())
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	cmd, out = start()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("the last produce: %v\n%s", err, out)
-	}
-	if !strings.Contains(out.String(), "continued after position") {
-		t.Errorf("the last produce did not say where it continued:\n%s", out)
-	}
-	for _, topic := range []string{topics.Input, topics.DLQ} {
-		for source, n := range committedSources(t, brokers, topic) {
-			if n != 1 {
-				t.Errorf("%s is on %s %d times", source, topic, n)
+		cmd, out := start()
+		waitMore(end())
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("produce after SIGTERM: %v\n%s", err, out)
+		}
+		m := producedRE.FindStringSubmatch(out.String())
+		if m == nil {
+			t.Fatalf("no summary after SIGTERM:\n%s", out)
+		}
+		reported, _ := strconv.Atoi(m[1])
+		rejected, _ := strconv.Atoi(m[2])
+		if got := count(); got != reported+rejected || got == rows {
+			t.Fatalf("after SIGTERM the topics hold %d rows, the summary says %d (+%d dead letters) of %d", got, reported, rejected, rows)
+		}
+		cmd, out = start()
+		waitMore(end())
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		cmd, out = start()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("the last produce: %v\n%s", err, out)
+		}
+		if !strings.Contains(out.String(), "continued after position") {
+			t.Errorf("the last produce did not say where it continued:\n%s", out)
+		}
+		for _, topic := range []string{topics.Input, topics.DLQ} {
+			for source, n := range committedSources(t, brokers, topic) {
+				if n != 1 {
+					t.Errorf("%s is on %s %d times", source, topic, n)
+				}
 			}
 		}
-	}
-	if got := count(); got != rows {
-		t.Fatalf("the topics hold %d rows, want %d", got, rows)
-	}
+		if got := count(); got != rows {
+			t.Fatalf("the topics hold %d rows, want %d", got, rows)
+		}
+	})
 }
 
 // TestUntilIdleGivesUpOnADeadBroker: consume --until-idle exits with an
@@ -310,7 +282,7 @@ func TestUntilIdleGivesUpOnADeadBroker(t *testing.T) {
 	}
 	brokers := b.Addrs()
 	topics := stream.TopicsFor("dead")
-	publish(t, brokers, "dead", data)
+	publish(t, brokers, topics, data)
 	ctx := context.Background()
 	errc := make(chan error, 1)
 	var closeOnce sync.Once

@@ -82,9 +82,13 @@ transaction will then be rejected as unknown_card.`,
 				}
 				return err
 			}
+			opts, err := clientOpts(cfg)
+			if err != nil {
+				return err
+			}
 			pctx, cancel := context.WithTimeout(ctx, brokerTimeout)
 			defer cancel()
-			if err := stream.PublishMaster(pctx, cfg.Brokers(), stream.TopicsFor(cfg.KafkaTopic), m.Cards, m.Customers); err != nil {
+			if err := stream.PublishMaster(pctx, cfg.Brokers(), topicsOf(cfg), m.Cards, m.Customers, opts...); err != nil {
 				if db != nil {
 					return fmt.Errorf("the master data is stored in MySQL, but publishing it to Kafka at %s failed (run load initial again: it stores the same rows and publishes all of them again): %w", cfg.KafkaBootstrap, err)
 				}

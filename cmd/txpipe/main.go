@@ -41,8 +41,9 @@ between CSV files, MySQL and users (serving layer).
 
 Settings come from flags, then the environment, then a .env file:
 KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC, KAFKA_GROUP_ID, CONSUMER_TIMEOUT_MS,
-DB_HOST, DB_PORT, DB_USER, DB_PASSWORD (environment only), DB_NAME,
-DB_CONNECT_TIMEOUT.
+KAFKA_CARDS_TOPIC, KAFKA_CUSTOMERS_TOPIC, KAFKA_STOLEN_TOPIC, KAFKA_COMPRESSION,
+KAFKA_CONNECT_TIMEOUT, DB_HOST, DB_PORT, DB_USER, DB_PASSWORD (environment
+only), DB_NAME, DB_CONNECT_TIMEOUT.
 Without DB_HOST everything runs on Kafka and CSV files alone.`,
 		Example: `  # the whole pipeline in one process, on an embedded broker
   txpipe demo
@@ -58,12 +59,13 @@ Without DB_HOST everything runs on Kafka and CSV files alone.`,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			if v, _ := cmd.Flags().GetBool("verbose"); v {
 				logLevel.Set(slog.LevelDebug)
+				kafkaLevel.Set(slog.LevelDebug)
 			}
 			// Every log line goes through mask: no card number is ever logged.
 			slog.SetDefault(slog.New(mask.NewHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))))
 		},
 	}
-	root.PersistentFlags().BoolP("verbose", "v", false, "debug logging")
+	root.PersistentFlags().BoolP("verbose", "v", false, "debug logging, the Kafka client's included (it logs warnings only otherwise)")
 	config.Flags(root.PersistentFlags())
 	root.Version = version()
 	root.AddCommand(newGen(), newMigrate(), newLoad(), newProduce(), newConsume(), newDev(), newBatch(), newDemo(), newBench(), newReset(), newReportStolen(), newSimulate(), newServe())

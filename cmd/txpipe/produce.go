@@ -80,8 +80,12 @@ SIGTERM) commits what was handed to the client and reports only that.`,
 				return err
 			}
 			defer obs.close()
-			pc := stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic), Rate: rate, FromStart: fromStart,
-				ClientOpts: append(metrics.KafkaOpts("produce"), metrics.ProducedHook())}
+			opts, err := clientOpts(cfg)
+			if err != nil {
+				return err
+			}
+			pc := stream.ProducerConfig{Brokers: cfg.Brokers(), Topics: topicsOf(cfg), Rate: rate, FromStart: fromStart,
+				ClientOpts: append(append(opts, metrics.KafkaOpts("produce")...), metrics.ProducedHook())}
 			if !noBar && stream.IsTerminal(os.Stderr) {
 				pc.Progress = os.Stderr
 			}
