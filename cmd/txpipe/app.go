@@ -19,8 +19,8 @@ import (
 
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/config"
-	"github.com/txpipe/txpipe/internal/retry"
 	"github.com/txpipe/txpipe/internal/metrics"
+	"github.com/txpipe/txpipe/internal/retry"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
 	"github.com/txpipe/txpipe/stream"
 )

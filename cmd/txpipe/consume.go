@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/txpipe/txpipe"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
 	"github.com/txpipe/txpipe/internal/metrics"
+	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
 	"github.com/txpipe/txpipe/stream"
 )
 
