@@ -34,7 +34,7 @@ anything; without it, it prints what it would delete.`,
 			if err != nil {
 				return err
 			}
-			topics := stream.TopicsFor(cfg.KafkaTopic)
+			topics := topicsOf(cfg)
 			groups := []string{cfg.KafkaGroupID, cfg.KafkaGroupID + ".sink"}
 			files, err := resultFiles(cfg.Results)
 			if err != nil {

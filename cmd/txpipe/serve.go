@@ -13,7 +13,6 @@ import (
 	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/serving/api"
 	"github.com/txpipe/txpipe/serving/memory"
-	"github.com/txpipe/txpipe/stream"
 )
 
 func newServe() *cobra.Command {
@@ -85,9 +84,13 @@ func openServe(ctx context.Context, cfg *config.Config) (*api.Server, func(), er
 			return nil
 		}})
 	} else {
+		opts, err := clientOpts(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
 		m, err := memory.Open(ctx, memory.Config{
-			ResultsDir: cfg.Results, DataDir: cfg.Data, Brokers: cfg.Brokers(), Topics: stream.TopicsFor(cfg.KafkaTopic),
-			ClientOpts: metrics.KafkaOpts("serve"), Log: slog.Default(),
+			ResultsDir: cfg.Results, DataDir: cfg.Data, Brokers: cfg.Brokers(), Topics: topicsOf(cfg),
+			ClientOpts: append(opts, metrics.KafkaOpts("serve")...), Log: slog.Default(),
 		})
 		if err != nil {
 			return nil, nil, err
