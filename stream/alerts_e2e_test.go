@@ -325,3 +325,48 @@ func recomputeAlerts(t *testing.T, brokers []string, topics stream.Topics) []str
 	slices.Sort(out)
 	return out
 }
+
+// TestAlertsOffAfterOn: a consumer started without alerts on a state topic
+// a consumer with alerts checkpointed to restores its cards and skips
+// the alerts' state; so does a reader of the card states.
+func TestAlertsOffAfterOn(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+		data := t.TempDir()
+		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 20, Cards: 30, Transactions: 600, Seed: 4}); err != nil {
+			t.Fatal(err)
+		}
+		topics := k.Topics(t, "toggle")
+		st := loadAndProduce(t, k.Addrs, topics, data)
+		results := t.TempDir()
+		run := func(alerts bool) stream.ConsumeStats {
+			t.Helper()
+			got, err := stream.Consume(context.Background(), stream.ConsumeConfig{
+				Brokers: k.Addrs, Topics: topics, Group: topics.Input, Instance: "t1", ResultsDir: results,
+				Alerts: alerts, UntilIdle: 2 * time.Second, CheckpointEvery: 50, Log: slog.New(slog.DiscardHandler),
+			})
+			if err != nil {
+				t.Fatalf("consume with alerts %v: %v", alerts, err)
+			}
+			return got
+		}
+		if got := run(true); got.Judged+got.Rejected != st.Records {
+			t.Fatalf("with alerts: %+v, want %d decisions", got, st.Records)
+		}
+		states, err := stream.CardStates(context.Background(), k.Addrs, topics)
+		if err != nil || len(states) == 0 {
+			t.Fatalf("card states after a run with alerts: %d cards, %v", len(states), err)
+		}
+		// The same transactions again: the restored ledger rejects every
+		// one as a duplicate.
+		src, err := stream.CSVRows(filepath.Join(data, csvfile.TransactionsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Produce(context.Background(), stream.ProducerConfig{Brokers: k.Addrs, Topics: topics, FromStart: true}, src); err != nil {
+			t.Fatal(err)
+		}
+		if got := run(false); got.Judged != 0 || got.Rejected != st.Records {
+			t.Fatalf("without alerts, the same transactions again: %+v, want %d rejected as duplicates", got, st.Records)
+		}
+	})
+}
