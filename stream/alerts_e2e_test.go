@@ -87,12 +87,15 @@ func TestAlertsEndToEnd(t *testing.T) {
 		results := t.TempDir()
 		var judged sync.Map
 		run := func(ctx context.Context, instance string, untilIdle time.Duration, done chan<- error) {
-			_, err := stream.Consume(ctx, stream.ConsumeConfig{
+			st, err := stream.Consume(ctx, stream.ConsumeConfig{
 				Brokers: brokers, Topics: topics, Group: topics.Input, Instance: instance, ResultsDir: results, Store: db,
 				MaxBatch: 200, CheckpointEvery: 500, Alerts: true, Staging: true, Clock: clock, UntilIdle: untilIdle,
 				Log:  slog.New(slog.DiscardHandler),
 				Done: func(s stream.ConsumeStats) bool { judged.Store(instance, s.Judged+s.Rejected); return false },
 			})
+			if err == nil { // the last transaction a member commits on its way out comes after its last Done
+				judged.Store(instance, st.Judged+st.Rejected)
+			}
 			done <- err
 		}
 		sum := func() int64 {
@@ -134,7 +137,15 @@ func TestAlertsEndToEnd(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(time.Second) // the sinks write the last alerts
+		// The sinks write the last alerts: wait for the table to have them
+		// all (the members stop when it does or, short of it, after a
+		// bound, and the comparisons below say what is missing).
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			var n int
+			if err := db.SQL.QueryRow("SELECT COUNT(*) FROM alerts").Scan(&n); err == nil && n >= len(want) {
+				break
+			}
+		}
 		stopBC()
 		for range 2 {
 			if err := <-done; err != nil {

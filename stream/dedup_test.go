@@ -427,3 +427,28 @@ func readAll(t *testing.T, brokers []string, topic string, fn func(*kgo.Record))
 		t.Fatalf("read %s: %v", topic, err)
 	}
 }
+
+// TestProduceAfterTopicRecreated: a position recorded for an input topic
+// that was deleted and created again since is void: the source is
+// published again from its start, not skipped as published.
+func TestProduceAfterTopicRecreated(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+		data := t.TempDir()
+		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 10, Cards: 20, Transactions: 500, Seed: 13}); err != nil {
+			t.Fatal(err)
+		}
+		topics := k.Topics(t, "recreated")
+		first := loadAndProduce(t, k.Addrs, topics, data)
+		if again := loadAndProduce(t, k.Addrs, topics, data); again.Records != 0 {
+			t.Fatalf("a second produce on the same topic published %d records", again.Records)
+		}
+		k.DeleteTopics(t, topics.Input)
+		st := loadAndProduce(t, k.Addrs, topics, data)
+		if st.Records != first.Records || st.From != "" {
+			t.Fatalf("after the input topic was created again: %+v, want all %d records from the start", st, first.Records)
+		}
+		if n := len(inputRecords(t, k.Addrs, topics.Input)); n != int(first.Records) {
+			t.Fatalf("the new input topic holds %d transactions, want %d", n, first.Records)
+		}
+	})
+}

@@ -345,9 +345,18 @@ func Produce(ctx context.Context, cfg ProducerConfig, src Source) (ProduceStats,
 	}
 	var stats ProduceStats
 	after := ""
+	inputID := inputTopicID(ctx, cl, cfg.Topics.Input)
 	if src.ID != "" {
-		if after, err = readPosition(ctx, base, positionKey(cfg.Topics, src)); err != nil {
+		var onID string
+		if after, onID, err = readPosition(ctx, base, positionKey(cfg.Topics, src)); err != nil {
 			return stats, err
+		}
+		if after != "" && onID != "" && inputID != "" && onID != inputID {
+			// The input topic was deleted and created again since: what the
+			// position says was published is gone.
+			cfg.Log.Info("the input topic is not the one the source was published to (it was created again): publishing from the start",
+				"topic", cfg.Topics.Input, "source", src.Name, "position", after)
+			after = ""
 		}
 		if cfg.FromStart && after != "" {
 			cfg.Log.Info("publishing from the start, as asked: the validator rejects the transactions it judged before as duplicates", "source", src.Name, "position", after)
@@ -355,7 +364,7 @@ func Produce(ctx context.Context, cfg ProducerConfig, src Source) (ProduceStats,
 		}
 		stats.From = after
 	}
-	p := &txnProducer{cl: cl, cfg: cfg, src: src}
+	p := &txnProducer{cl: cl, cfg: cfg, src: src, inputID: inputID}
 	start := time.Now()
 	var bar *progressbar.ProgressBar
 	if cfg.Progress != nil {
@@ -478,6 +487,7 @@ type txnProducer struct {
 	cl       *kgo.Client
 	cfg      ProducerConfig
 	src      Source
+	inputID  string // the input topic's incarnation, recorded with the position
 	open     bool
 	begun    time.Time
 	rows     int
@@ -545,7 +555,7 @@ func (p *txnProducer) commit(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.StopTimeout)
 	defer cancel()
 	if p.src.ID != "" && p.pos != "" {
-		p.cl.Produce(ctx, &kgo.Record{Topic: PositionsTopic, Key: positionKey(p.cfg.Topics, p.src), Value: encodePosition(p.pos, p.src.Name)}, func(r *kgo.Record, err error) {
+		p.cl.Produce(ctx, &kgo.Record{Topic: PositionsTopic, Key: positionKey(p.cfg.Topics, p.src), Value: encodePosition(p.pos, p.src.Name, p.inputID)}, func(r *kgo.Record, err error) {
 			if err != nil {
 				p.fail(fmt.Errorf("record the position of %s: %w", p.src.Name, err))
 			}
@@ -577,10 +587,14 @@ func (p *txnProducer) commit(ctx context.Context) error {
 	return nil
 }
 
-func encodePosition(pos, name string) []byte {
+func encodePosition(pos, name, topicID string) []byte {
 	b := append([]byte(`{"position":`), strconv.Quote(pos)...)
 	b = append(b, `,"source":`...)
 	b = appendString(b, name)
+	if topicID != "" {
+		b = append(b, `,"topic_id":`...)
+		b = strconv.AppendQuote(b, topicID)
+	}
 	b = append(b, `,"at":"`...)
 	b = time.Now().UTC().AppendFormat(b, time.RFC3339)
 	return append(b, `"}`...)
@@ -589,21 +603,39 @@ func encodePosition(pos, name string) []byte {
 // positionKey keys a source's position: the input topic and the source.
 func positionKey(t Topics, src Source) []byte { return []byte(t.Input + "|" + src.ID) }
 
-// readPosition reads the last committed position of a source.
-func readPosition(ctx context.Context, base []kgo.Opt, key []byte) (string, error) {
-	pos := ""
+// inputTopicID names the incarnation of the input topic ("" when the
+// broker does not say).
+func inputTopicID(ctx context.Context, cl *kgo.Client, topic string) string {
+	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		return ""
+	}
+	if d, ok := td[topic]; ok && d.Err == nil && d.ID != (kadm.TopicID{}) {
+		return d.ID.String()
+	}
+	return ""
+}
+
+// readPosition reads the last committed position of a source and the
+// incarnation of the input topic it was published to ("" in positions
+// recorded before topic ids were).
+func readPosition(ctx context.Context, base []kgo.Opt, key []byte) (pos, topicID string, err error) {
 	var bad error
-	_, err := readRange(ctx, base, PositionsTopic, nil, false, func(r *kgo.Record) {
+	_, err = readRange(ctx, base, PositionsTopic, nil, false, func(r *kgo.Record) {
 		if string(r.Key) != string(key) {
 			return
 		}
 		if r.Value == nil {
-			pos = ""
+			pos, topicID = "", ""
 			return
 		}
+		topicID = ""
 		err := flatObject(r.Value, func(key string, val []byte, isString, isNull bool) error {
-			if key == "position" {
+			switch key {
+			case "position":
 				pos = string(val)
+			case "topic_id":
+				topicID = string(val)
 			}
 			return nil
 		})
@@ -615,9 +647,9 @@ func readPosition(ctx context.Context, base []kgo.Opt, key []byte) (string, erro
 		err = bad
 	}
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", PositionsTopic, err)
+		return "", "", fmt.Errorf("read %s: %w", PositionsTopic, err)
 	}
-	return pos, nil
+	return pos, topicID, nil
 }
 
 // ensurePositionsTopic creates the positions topic: compacted on Kafka,

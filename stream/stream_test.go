@@ -428,7 +428,7 @@ func TestNewBrokerSameResults(t *testing.T) {
 		run := func(seed int64) string {
 			b := shared
 			if b.Real() {
-				b.DeleteTopics(t, topics.Input, topics.Validated, topics.DLQ, topics.State, topics.Cards, topics.Customers)
+				b.DeleteTopics(t, stream.ResetTopics(topics)...)
 			} else {
 				b = kafkatest.StartEmbedded(t)
 			}
@@ -472,7 +472,13 @@ func TestNewBrokerSameResults(t *testing.T) {
 		fresh := t.TempDir()
 		results = fresh
 		if again := run(2); again != second {
-			t.Fatal("a reused results folder differs from a fresh one")
+			gl, sl := strings.Split(again, "\n"), strings.Split(second, "\n")
+			for i := range min(len(gl), len(sl)) {
+				if gl[i] != sl[i] {
+					t.Fatalf("a fresh results folder differs from a reused one at line %d (%d vs %d lines):\n fresh  %s\n reused %s", i+1, len(gl), len(sl), gl[i], sl[i])
+				}
+			}
+			t.Fatalf("a fresh results folder has %d lines, a reused one %d", len(gl), len(sl))
 		}
 	})
 }
@@ -636,20 +642,32 @@ func TestNotIdleWhileTheSinkCannotStart(t *testing.T) {
 	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
 		defer stream.SetNoAssignmentWait(stream.SetNoAssignmentWait(300 * time.Millisecond))
 		brokers := b.Addrs
-		topics, _ := stSmallTopic(t, b, "nosink", dataset.Options{Customers: 10, Cards: 20, Transactions: 100, Seed: 2})
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		topics, st := stSmallTopic(t, b, "nosink", dataset.Options{Customers: 10, Cards: 20, Transactions: 100, Seed: 2})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound on a hang
 		defer cancel()
-		start := time.Now()
-		st, err := stream.Consume(ctx, stream.ConsumeConfig{
+		// The test ends the run (Done) once the validator has judged
+		// everything and 2 s more have passed, four times the idle time:
+		// a run that ends before has stopped as idle.
+		var judgedAt time.Time
+		got, err := stream.Consume(ctx, stream.ConsumeConfig{
 			Brokers: brokers, Topics: topics, Group: topics.Input, Instance: "n1", ResultsDir: t.TempDir(),
 			Store: brokenStore{}, Transient: func(error) bool { return false }, UntilIdle: 500 * time.Millisecond,
 			Log: slog.New(slog.DiscardHandler),
+			Done: func(s stream.ConsumeStats) bool {
+				if s.Judged+s.Rejected < st.Records {
+					return false
+				}
+				if judgedAt.IsZero() {
+					judgedAt = time.Now()
+				}
+				return time.Since(judgedAt) >= 2*time.Second
+			},
 		})
-		if took := time.Since(start); took < 4500*time.Millisecond || st.Written != 0 {
-			t.Fatalf("consume stopped after %v with %d written (err %v): idle while its sink could not start", took.Round(time.Millisecond), st.Written, err)
+		if judgedAt.IsZero() {
+			t.Fatalf("the validator did not judge the %d transactions in 2 minutes: %+v, %v", st.Records, got, err)
 		}
-		if st.Judged == 0 {
-			t.Fatalf("the validator judged nothing: %+v", st)
+		if d := time.Since(judgedAt); d < 2*time.Second || got.Written != 0 {
+			t.Fatalf("consume stopped %v after the last transaction was judged with %d written (err %v): idle while its sink could not start", d.Round(time.Millisecond), got.Written, err)
 		}
 	})
 }

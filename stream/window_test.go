@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -61,6 +62,9 @@ type countTask struct {
 	markDirty   map[wkey]bool
 	markMax     int64
 	markQuiet   time.Time
+	// open is len(windows), for the test to read while the task runs on
+	// the engine's workers.
+	open atomic.Int64
 }
 
 func (t *countTask) Process(*kgo.Record, *Emitter) {}
@@ -99,6 +103,7 @@ func (t *countTask) close(out *Emitter, watermark int64) {
 		delete(t.windows, k)
 		t.dirty[k] = true
 	}
+	t.open.Store(int64(len(t.windows)))
 }
 
 func (t *countTask) NextTimer() time.Time {
@@ -123,6 +128,7 @@ func (t *countTask) Begin() {
 
 func (t *countTask) Rollback() {
 	t.windows, t.dirty, t.maxEvent, t.quiet = t.markWindows, t.markDirty, t.markMax, t.markQuiet
+	t.open.Store(int64(len(t.windows)))
 }
 
 func (t *countTask) Commit(map[string]int64) {}
@@ -168,6 +174,7 @@ func (t *countTask) Restore(key, value []byte) error {
 // Restored starts the idle timer afresh.
 func (t *countTask) Restored(context.Context, StateReader) error {
 	t.quiet = t.op.clock.Now()
+	t.open.Store(int64(len(t.windows)))
 	return nil
 }
 
@@ -320,7 +327,7 @@ func TestWindowOperatorSurvivesKill(t *testing.T) {
 		defer v.mu.Unlock()
 		n := 0
 		for _, p := range v.owned {
-			n += len(p.tasks[1].(*countTask).windows)
+			n += int(p.tasks[1].(*countTask).open.Load())
 		}
 		return n
 	}

@@ -19,7 +19,9 @@ func newReset() *cobra.Command {
 		Short: "Start the dev state over: delete the stream's topics and groups and the result files (--db: empty the tables)",
 		Long: `reset deletes, so that the pipeline starts over on the same broker:
   - the topics of KAFKA_TOPIC (input, .validated, .dlq, .repartition,
-    .card-state), the master-data topics and the producer's positions;
+    .alerts, .card-state) and the master-data topics;
+  - the producer's positions of KAFKA_TOPIC's sources (those of other
+    inputs in txpipe.producer-positions stay);
   - the consumer groups KAFKA_GROUP_ID and KAFKA_GROUP_ID.sink;
   - the result files in TXPIPE_RESULTS (CSV, Parquet and the sink's segments;
     results/README.md stays);
@@ -42,7 +44,7 @@ anything; without it, it prints what it would delete.`,
 			}
 			out := cmd.OutOrStdout()
 			if !yes {
-				fmt.Fprintf(out, "reset would delete, on %s: topics %s; consumer groups %s\n", cfg.KafkaBootstrap, strings.Join(stream.ResetTopics(topics), ", "), strings.Join(groups, ", "))
+				fmt.Fprintf(out, "reset would delete, on %s: topics %s; consumer groups %s; the producer positions of %s\n", cfg.KafkaBootstrap, strings.Join(stream.ResetTopics(topics), ", "), strings.Join(groups, ", "), topics.Input)
 				fmt.Fprintf(out, "and in %s: %d files\n", cfg.Results, len(files))
 				if withDB {
 					fmt.Fprintf(out, "and every row of the tables of database %s on %s:%d\n", cfg.DBName, cfg.DBHost, cfg.DBPort)
