@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -39,14 +40,22 @@ print("checked", len(sys.argv) - 2 - bad, "of", len(sys.argv) - 2)
 sys.exit(1 if bad else 0)
 `
 
-// TestParquetPyarrow reads the analytics Parquet files with pyarrow. It
-// is skipped where python3 or pyarrow is missing (pip install pyarrow).
+// TestParquetPyarrow reads the analytics Parquet files with pyarrow: the
+// python of TXPIPE_TEST_PYTHON (scripts/python-kafka makes one with
+// pyarrow; CI sets it), else python3. It is skipped where pyarrow is
+// missing (pip install pyarrow), and fails under CI then.
 func TestParquetPyarrow(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not found: the pyarrow check of the Parquet files is skipped")
+	py := os.Getenv("TXPIPE_TEST_PYTHON")
+	if py == "" {
+		var err error
+		if py, err = exec.LookPath("python3"); err != nil {
+			t.Skip("python3 not found: the pyarrow check of the Parquet files is skipped")
+		}
 	}
 	if out, err := exec.Command(py, "-c", "import pyarrow.parquet").CombinedOutput(); err != nil {
+		if os.Getenv("CI") != "" && os.Getenv("TXPIPE_TEST_PYTHON") != "" {
+			t.Fatalf("%s has no pyarrow (scripts/python-kafka installs it): %s", py, strings.TrimSpace(string(out)))
+		}
 		t.Skipf("pyarrow is not installed (pip install pyarrow): the pyarrow check of the Parquet files is skipped: %s", strings.TrimSpace(string(out)))
 	}
 	p := newPatterns(t)
