@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -36,9 +37,9 @@ func runCLIErr(t *testing.T, args ...string) (string, error) {
 }
 
 // stolenEnv starts a broker and points the commands at it and at a new
-// dataset (with a database when db is set); it returns the dataset
-// directory.
-func stolenEnv(t *testing.T, db *mysqlTestDB) (string, []string) {
+// dataset (and at a database when db is set); it returns the dataset
+// directory and the broker's addresses.
+func stolenEnv(t *testing.T, db *mysql.Config) (string, []string) {
 	t.Helper()
 	b, err := embedded.Start(0, "")
 	if err != nil {
@@ -62,10 +63,6 @@ func stolenEnv(t *testing.T, db *mysqlTestDB) (string, []string) {
 		t.Setenv(k, v)
 	}
 	return data, b.Addrs()
-}
-
-type mysqlTestDB = struct {
-	Addr, User, Passwd, DBName string
 }
 
 func readStolen(t *testing.T, brokers []string) map[int64]txpipe.StolenCard {
@@ -174,7 +171,7 @@ func TestReportStolen(t *testing.T) {
 // keep the stolen_cards table equal to the topic.
 func TestStolenCardsTable(t *testing.T) {
 	cfg := mysqltest.NewDatabase(t)
-	data, brokers := stolenEnv(t, &mysqlTestDB{Addr: cfg.Addr, User: cfg.User, Passwd: cfg.Passwd, DBName: cfg.DBName})
+	data, brokers := stolenEnv(t, cfg)
 	runCLI(t, "gen", "cards", "--data", data, "--stolen", "0.3")
 	if out := runCLI(t, "load", "initial"); !strings.Contains(out, "stolen (txpipe.stolen-cards and the stolen_cards table)") {
 		t.Fatalf("load initial: %s", out)
