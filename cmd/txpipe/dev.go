@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -19,6 +21,7 @@ func newDev() *cobra.Command {
 		retBytes, segBytes string
 		ret                = embedded.DefaultRetention()
 		addr               string
+		memLimitMiB        int64
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -35,7 +38,9 @@ than --retention or beyond --retention-bytes per partition (space comes
 back a --segment-bytes segment at a time); the card-state and producer
 positions topics keep every record a restore needs and lose only those
 superseded; master data (compacted) is never aged out. 0 turns a bound
-off.`,
+off. With a data directory the broker keeps in memory a small index of
+every batch it holds, bounded by the retention; --memory-limit keeps the
+garbage collector close to it.`,
 		Example: `  txpipe dev
   txpipe dev --port 19092 --data-dir /tmp/kafka
   txpipe dev --retention 2h --retention-bytes 256MiB`,
@@ -53,6 +58,14 @@ off.`,
 			}
 			if ret.SegmentBytes != 0 && ret.SegmentBytes < 1<<20 {
 				return fmt.Errorf("--segment-bytes %s: at least 1MiB", segBytes)
+			}
+			if dataDir == "" && !cmd.Flags().Changed("memory-limit") {
+				memLimitMiB = 0 // the records themselves are in memory
+			}
+			if os.Getenv("GOMEMLIMIT") == "" && memLimitMiB > 0 {
+				// A soft limit: the garbage collector works harder near it
+				// instead of letting the heap double.
+				debug.SetMemoryLimit(memLimitMiB << 20)
 			}
 			b, err := embedded.Start(port, dataDir, embedded.WithRetention(ret))
 			if err != nil {
@@ -81,6 +94,7 @@ off.`,
 	f.StringVar(&segBytes, "segment-bytes", formatSize(ret.SegmentBytes), "size of a log segment: space is freed a segment at a time")
 	f.DurationVar(&ret.Every, "retention-check", ret.Every, "how often retention is applied (0: never)")
 	metricsFlag(cmd, &addr)
+	f.Int64Var(&memLimitMiB, "memory-limit", 256, "soft memory limit in MiB for the garbage collector (0: none; GOMEMLIMIT wins; none by default with --data-dir \"\", where the records themselves are in memory)")
 	return cmd
 }
 

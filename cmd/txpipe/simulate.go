@@ -71,7 +71,11 @@ reports exactly what it acknowledged.`,
 				}
 				from = cfg.Data
 			}
-			sc.Brokers, sc.Topics = cfg.Brokers(), stream.TopicsFor(cfg.KafkaTopic)
+			opts, err := clientOpts(cfg)
+			if err != nil {
+				return err
+			}
+			sc.Brokers, sc.Topics, sc.ClientOpts = cfg.Brokers(), topicsOf(cfg), append(sc.ClientOpts, opts...)
 			if !noBar && stream.IsTerminal(os.Stderr) {
 				sc.Progress = os.Stderr
 			} else {

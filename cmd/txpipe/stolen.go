@@ -69,9 +69,13 @@ change. A card must be in the master data (txpipe.cards) unless --force.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), stolenBound)
 			defer cancel()
-			topics := stream.TopicsFor(cfg.KafkaTopic)
+			topics := topicsOf(cfg)
+			opts, err := clientOpts(cfg)
+			if err != nil {
+				return err
+			}
 			if !force {
-				known, err := stream.KnownCards(ctx, cfg.Brokers(), topics, ids)
+				known, err := stream.KnownCards(ctx, cfg.Brokers(), topics, ids, opts...)
 				if err != nil {
 					return fmt.Errorf("check the cards against the master data (--force skips it): %w", err)
 				}
@@ -109,7 +113,11 @@ change. A card must be in the master data (txpipe.cards) unless --force.`,
 // applyStolen publishes stolen-card changes and, with a database, applies
 // them to the stolen_cards table; it says where they went.
 func applyStolen(ctx context.Context, cfg *config.Config, topics stream.Topics, changes []txpipe.StolenCard) (string, error) {
-	if err := stream.PublishStolen(ctx, cfg.Brokers(), topics, changes); err != nil {
+	opts, err := clientOpts(cfg)
+	if err != nil {
+		return "", err
+	}
+	if err := stream.PublishStolen(ctx, cfg.Brokers(), topics, changes, opts...); err != nil {
 		return "", err
 	}
 	where := topics.Stolen
@@ -162,7 +170,7 @@ func loadStolen(cmd *cobra.Command, cfg *config.Config, m *txpipe.Master) error 
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), stolenBound)
 	defer cancel()
-	where, err := applyStolen(ctx, cfg, stream.TopicsFor(cfg.KafkaTopic), changes)
+	where, err := applyStolen(ctx, cfg, topicsOf(cfg), changes)
 	if err != nil {
 		return err
 	}

@@ -11,15 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/dataset"
+	"github.com/txpipe/txpipe/internal/kafkatest"
 	"github.com/txpipe/txpipe/internal/mysqltest"
 	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
 	"github.com/txpipe/txpipe/stream"
-	"github.com/txpipe/txpipe/stream/embedded"
 )
 
 // runCLIErr runs one txpipe command line in-process and returns its
@@ -35,25 +36,19 @@ func runCLIErr(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// stolenEnv starts a broker and points the commands at it and at a new
-// dataset (with a database when db is set); it returns the dataset
-// directory.
-func stolenEnv(t *testing.T, db *mysqlTestDB) (string, []string) {
+// stolenEnv points the commands at topics of their own on the broker and
+// at a new dataset (and at a database when db is set); it returns the
+// dataset directory and the topics.
+func stolenEnv(t *testing.T, k kafkatest.Broker, db *mysql.Config) (string, stream.Topics) {
 	t.Helper()
-	b, err := embedded.Start(0, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	topics := k.Topics(t, "stolen")
 	data := t.TempDir()
 	if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 30, Cards: 50, Transactions: 20, Seed: 3}); err != nil {
 		t.Fatal(err)
 	}
 	t.Chdir(t.TempDir()) // no .env here
-	env := map[string]string{
-		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(b.Addrs(), ","), "KAFKA_TOPIC": "stolen", "KAFKA_GROUP_ID": "stolen",
-		"TXPIPE_RESULTS": t.TempDir(), "TXPIPE_DATA": data, "DB_HOST": "",
-	}
+	setEnv(t, kafkaEnv(k, topics, kafkatest.Name("stolen")))
+	env := map[string]string{"TXPIPE_RESULTS": t.TempDir(), "TXPIPE_DATA": data, "DB_HOST": ""}
 	if db != nil {
 		host, port, _ := strings.Cut(db.Addr, ":")
 		maps.Copy(env, map[string]string{"DB_HOST": host, "DB_PORT": port, "DB_USER": db.User, "DB_PASSWORD": db.Passwd, "DB_NAME": db.DBName})
@@ -61,18 +56,14 @@ func stolenEnv(t *testing.T, db *mysqlTestDB) (string, []string) {
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	return data, b.Addrs()
+	return data, topics
 }
 
-type mysqlTestDB = struct {
-	Addr, User, Passwd, DBName string
-}
-
-func readStolen(t *testing.T, brokers []string) map[int64]txpipe.StolenCard {
+func readStolen(t *testing.T, brokers []string, topics stream.Topics) map[int64]txpipe.StolenCard {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	got, err := stream.ReadStolen(ctx, brokers, stream.TopicsFor("stolen"))
+	got, err := stream.ReadStolen(ctx, brokers, topics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,106 +90,110 @@ func stolenOfFile(t *testing.T, path string) map[int64]txpipe.StolenCard {
 // publishes them, report-stolen reports and clears at runtime; bad ids,
 // times and unknown cards get clear errors and publish nothing.
 func TestReportStolen(t *testing.T) {
-	data, brokers := stolenEnv(t, nil)
-	out := runCLI(t, "gen", "cards", "--data", data, "--stolen", "0.2", "--seed", "5")
-	file := filepath.Join(data, dataset.StolenCardsFile)
-	if !strings.Contains(out, "50 cards of "+data+", 10 stolen, in "+file) {
-		t.Fatalf("gen cards: %s", out)
-	}
-	want := stolenOfFile(t, file)
-	if out := runCLI(t, "load", "initial"); !strings.Contains(out, "10 of the 50 cards in "+file+" stolen (txpipe.stolen-cards)") {
-		t.Fatalf("load initial: %s", out)
-	}
-	if got := readStolen(t, brokers); !maps.Equal(got, want) {
-		t.Fatalf("after load initial: %v, want %v", got, want)
-	}
-
-	var notStolen, stolen int64
-	for id := int64(1); notStolen == 0 || stolen == 0; id++ {
-		if _, ok := want[id]; ok {
-			stolen = id
-		} else {
-			notStolen = id
+	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+		data, topics := stolenEnv(t, k, nil)
+		out := runCLI(t, "gen", "cards", "--data", data, "--stolen", "0.2", "--seed", "5")
+		file := filepath.Join(data, dataset.StolenCardsFile)
+		if !strings.Contains(out, "50 cards of "+data+", 10 stolen, in "+file) {
+			t.Fatalf("gen cards: %s", out)
 		}
-	}
-	at := time.Date(2025, 4, 2, 10, 0, 0, 0, time.UTC)
-	runCLI(t, "report-stolen", strconv.FormatInt(notStolen, 10), "--at", "2025-04-02T12:00:00+02:00")
-	runCLI(t, "report-stolen", "--clear", strconv.FormatInt(stolen, 10))
-	want[notStolen] = txpipe.StolenCard{CardID: notStolen, ReportedAt: at}
-	delete(want, stolen)
-	if got := readStolen(t, brokers); !maps.Equal(got, want) {
-		t.Fatalf("after report-stolen: %v, want %v", got, want)
-	}
-	before := time.Now().UTC().Truncate(time.Second)
-	runCLI(t, "report-stolen", strconv.FormatInt(stolen, 10)) // now
-	if got := readStolen(t, brokers)[stolen]; got.ReportedAt.Before(before) || got.ReportedAt.After(time.Now()) {
-		t.Fatalf("reported now: %+v", got)
-	}
-
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"report-stolen", "x1"}, `card id "x1" is not a positive integer`},
-		{[]string{"report-stolen", "0"}, `card id "0" is not a positive integer`},
-		{[]string{"report-stolen", "5", "--at", "2025-04-31 10:00:00"}, `--at "2025-04-31 10:00:00": not a time`},
-		{[]string{"report-stolen", "5", "--clear", "--at", "2025-04-02 10:00:00"}, "--at and --clear do not go together"},
-		{[]string{"report-stolen", "9999"}, "card 9999 is not in the master data (txpipe.cards"},
-		{[]string{"report-stolen"}, "requires at least 1 arg"},
-	} {
-		_, err := runCLIErr(t, tc.args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		want := stolenOfFile(t, file)
+		if out := runCLI(t, "load", "initial"); !strings.Contains(out, "10 of the 50 cards in "+file+" stolen ("+topics.Stolen+")") {
+			t.Fatalf("load initial: %s", out)
 		}
-	}
-	if got := readStolen(t, brokers); len(got) != len(want)+1 {
-		t.Fatalf("a refused command published: %d stolen cards", len(got))
-	}
-	runCLI(t, "report-stolen", "9999", "--force")
-	if _, ok := readStolen(t, brokers)[9999]; !ok {
-		t.Fatal("--force did not publish card 9999")
-	}
+		if got := readStolen(t, k.Addrs, topics); !maps.Equal(got, want) {
+			t.Fatalf("after load initial: %v, want %v", got, want)
+		}
 
-	// A cards file that does not match the dataset stops load initial.
-	cards, _ := dataset.ReadCardsFile(file)
-	cards[0].Number = "4111111111111111"
-	if err := dataset.WriteCardsFile(file, cards, true); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := runCLIErr(t, "load", "initial"); err == nil || !strings.Contains(err.Error(), "card 1 has number …1111 there") {
-		t.Fatalf("load initial with a foreign cards file: %v", err)
-	}
+		var notStolen, stolen int64
+		for id := int64(1); notStolen == 0 || stolen == 0; id++ {
+			if _, ok := want[id]; ok {
+				stolen = id
+			} else {
+				notStolen = id
+			}
+		}
+		at := time.Date(2025, 4, 2, 10, 0, 0, 0, time.UTC)
+		runCLI(t, "report-stolen", strconv.FormatInt(notStolen, 10), "--at", "2025-04-02T12:00:00+02:00")
+		runCLI(t, "report-stolen", "--clear", strconv.FormatInt(stolen, 10))
+		want[notStolen] = txpipe.StolenCard{CardID: notStolen, ReportedAt: at}
+		delete(want, stolen)
+		if got := readStolen(t, k.Addrs, topics); !maps.Equal(got, want) {
+			t.Fatalf("after report-stolen: %v, want %v", got, want)
+		}
+		before := time.Now().UTC().Truncate(time.Second)
+		runCLI(t, "report-stolen", strconv.FormatInt(stolen, 10)) // now
+		if got := readStolen(t, k.Addrs, topics)[stolen]; got.ReportedAt.Before(before) || got.ReportedAt.After(time.Now()) {
+			t.Fatalf("reported now: %+v", got)
+		}
+
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"report-stolen", "x1"}, `card id "x1" is not a positive integer`},
+			{[]string{"report-stolen", "0"}, `card id "0" is not a positive integer`},
+			{[]string{"report-stolen", "5", "--at", "2025-04-31 10:00:00"}, `--at "2025-04-31 10:00:00": not a time`},
+			{[]string{"report-stolen", "5", "--clear", "--at", "2025-04-02 10:00:00"}, "--at and --clear do not go together"},
+			{[]string{"report-stolen", "9999"}, "card 9999 is not in the master data (" + topics.Cards},
+			{[]string{"report-stolen"}, "requires at least 1 arg"},
+		} {
+			_, err := runCLIErr(t, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+			}
+		}
+		if got := readStolen(t, k.Addrs, topics); len(got) != len(want)+1 {
+			t.Fatalf("a refused command published: %d stolen cards", len(got))
+		}
+		runCLI(t, "report-stolen", "9999", "--force")
+		if _, ok := readStolen(t, k.Addrs, topics)[9999]; !ok {
+			t.Fatal("--force did not publish card 9999")
+		}
+
+		// A cards file that does not match the dataset stops load initial.
+		cards, _ := dataset.ReadCardsFile(file)
+		cards[0].Number = "4111111111111111"
+		if err := dataset.WriteCardsFile(file, cards, true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := runCLIErr(t, "load", "initial"); err == nil || !strings.Contains(err.Error(), "card 1 has number …1111 there") {
+			t.Fatalf("load initial with a foreign cards file: %v", err)
+		}
+	})
 }
 
 // TestStolenCardsTable: with a database, load initial and report-stolen
 // keep the stolen_cards table equal to the topic.
 func TestStolenCardsTable(t *testing.T) {
-	cfg := mysqltest.NewDatabase(t)
-	data, brokers := stolenEnv(t, &mysqlTestDB{Addr: cfg.Addr, User: cfg.User, Passwd: cfg.Passwd, DBName: cfg.DBName})
-	runCLI(t, "gen", "cards", "--data", data, "--stolen", "0.3")
-	if out := runCLI(t, "load", "initial"); !strings.Contains(out, "stolen (txpipe.stolen-cards and the stolen_cards table)") {
-		t.Fatalf("load initial: %s", out)
-	}
-	runCLI(t, "report-stolen", "--clear", "1", "2", "3")
-	runCLI(t, "report-stolen", "4", "--at", "2025-04-03 00:00:01")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := mysqlstore.Open(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	table, err := db.StolenCards(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topic := readStolen(t, brokers)
-	if !maps.Equal(table, topic) || len(table) < 10 {
-		t.Fatalf("table %v\ntopic %v", table, topic)
-	}
-	if has(table, 1) || has(table, 2) || has(table, 3) || table[4].ReportedAt != time.Date(2025, 4, 3, 0, 0, 1, 0, time.UTC) {
-		t.Fatalf("table after report-stolen: %v", table)
-	}
+	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+		cfg := mysqltest.NewDatabase(t)
+		data, topics := stolenEnv(t, k, cfg)
+		runCLI(t, "gen", "cards", "--data", data, "--stolen", "0.3")
+		if out := runCLI(t, "load", "initial"); !strings.Contains(out, "stolen ("+topics.Stolen+" and the stolen_cards table)") {
+			t.Fatalf("load initial: %s", out)
+		}
+		runCLI(t, "report-stolen", "--clear", "1", "2", "3")
+		runCLI(t, "report-stolen", "4", "--at", "2025-04-03 00:00:01")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		db, err := mysqlstore.Open(ctx, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		table, err := db.StolenCards(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		topic := readStolen(t, k.Addrs, topics)
+		if !maps.Equal(table, topic) || len(table) < 10 {
+			t.Fatalf("table %v\ntopic %v", table, topic)
+		}
+		if has(table, 1) || has(table, 2) || has(table, 3) || table[4].ReportedAt != time.Date(2025, 4, 3, 0, 0, 1, 0, time.UTC) {
+			t.Fatalf("table after report-stolen: %v", table)
+		}
+	})
 }
 
 func has(m map[int64]txpipe.StolenCard, id int64) bool { _, ok := m[id]; return ok }
@@ -239,30 +234,32 @@ func TestGenRefusesToOverwrite(t *testing.T) {
 // TestSimulateCommand: simulate --count publishes exactly that many, from
 // a cards file or a dataset, and says so.
 func TestSimulateCommand(t *testing.T) {
-	data, brokers := stolenEnv(t, nil)
-	runCLI(t, "load", "initial")
-	out := runCLI(t, "simulate", "--count", "150", "--rate", "5000", "--seed", "3", "--late", "0.5", "--no-progress")
-	if !strings.Contains(out, "simulate: 150 payments acknowledged by the broker (") {
-		t.Fatalf("simulate: %s", out)
-	}
-	runCLI(t, "gen", "cards", "--data", data, "--out", "cards.csv")
-	out = runCLI(t, "simulate", "--cards", "cards.csv", "--count", "50", "--rate", "5000", "--no-progress")
-	if !strings.Contains(out, "simulate: 50 payments acknowledged by the broker (0 late)") {
-		t.Fatalf("simulate --cards: %s", out)
-	}
-	if n := inputRecords(t, brokers); n != 200 {
-		t.Fatalf("the input topic holds %d records, want the 200 payments", n)
-	}
-	if _, err := runCLIErr(t, "simulate", "--cards", "cards.csv", "--data", data, "--count", "1"); err == nil {
-		t.Fatal("--cards with --data: no error")
-	}
-	if _, err := runCLIErr(t, "simulate", "--rate", "0", "--count", "1"); err == nil || !strings.Contains(err.Error(), "rate 0") {
-		t.Fatalf("--rate 0: %v", err)
-	}
+	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+		data, topics := stolenEnv(t, k, nil)
+		runCLI(t, "load", "initial")
+		out := runCLI(t, "simulate", "--count", "150", "--rate", "5000", "--seed", "3", "--late", "0.5", "--no-progress")
+		if !strings.Contains(out, "simulate: 150 payments acknowledged by the broker (") {
+			t.Fatalf("simulate: %s", out)
+		}
+		runCLI(t, "gen", "cards", "--data", data, "--out", "cards.csv")
+		out = runCLI(t, "simulate", "--cards", "cards.csv", "--count", "50", "--rate", "5000", "--no-progress")
+		if !strings.Contains(out, "simulate: 50 payments acknowledged by the broker (0 late)") {
+			t.Fatalf("simulate --cards: %s", out)
+		}
+		if n := inputRecords(t, k.Addrs, topics.Input); n != 200 {
+			t.Fatalf("the input topic holds %d records, want the 200 payments", n)
+		}
+		if _, err := runCLIErr(t, "simulate", "--cards", "cards.csv", "--data", data, "--count", "1"); err == nil {
+			t.Fatal("--cards with --data: no error")
+		}
+		if _, err := runCLIErr(t, "simulate", "--rate", "0", "--count", "1"); err == nil || !strings.Contains(err.Error(), "rate 0") {
+			t.Fatalf("--rate 0: %v", err)
+		}
+	})
 }
 
 // inputRecords counts the records of the input topic.
-func inputRecords(t *testing.T, brokers []string) int64 {
+func inputRecords(t *testing.T, brokers []string, topic string) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -271,7 +268,7 @@ func inputRecords(t *testing.T, brokers []string) int64 {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "stolen")
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
