@@ -3,7 +3,6 @@ package batch
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/txpipe/txpipe"
-	"github.com/txpipe/txpipe/serving/csvfile"
 )
 
 // emitFunc takes a full record of txSchema; it owns (releases) it.
@@ -153,39 +151,6 @@ func (s *timestampScanner) Scan(src any) error {
 		s.v = arrow.Timestamp(time.Date(y, mo, d, h, mi, sec, 0, time.UTC).UnixMicro())
 	default:
 		return fmt.Errorf("timestamp: unexpected %T", src)
-	}
-	return nil
-}
-
-// errStop ends csvfile.ReadResults early with an error that is not the
-// file's.
-type errStop struct{ err error }
-
-func (e errStop) Error() string { return e.err.Error() }
-
-// readStreamCSV streams results/stream_transactions.csv in file order (the
-// order the stream sink wrote, which is event order) into records; seq is
-// the line number.
-func readStreamCSV(path string, b *txBuilder, cut cutoffs, emit emitFunc) error {
-	err := csvfile.ReadResults(path, func(r txpipe.Result, line int) error {
-		b.appendResult(&r)
-		cut.add(r.Pos)
-		if b.full() {
-			if err := emit(b.newRecord()); err != nil {
-				return errStop{err}
-			}
-		}
-		return nil
-	})
-	var stop errStop
-	if errors.As(err, &stop) {
-		return stop.err
-	}
-	if err != nil {
-		return fmt.Errorf("read %w", err)
-	}
-	if rec := b.newRecord(); rec != nil {
-		return emit(rec)
 	}
 	return nil
 }

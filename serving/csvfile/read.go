@@ -109,15 +109,15 @@ func (t *table) next() (bool, error) {
 	if errors.Is(err, io.EOF) {
 		return false, nil
 	}
-	line, _ := t.r.FieldPos(0)
-	t.line = line
 	if err != nil {
+		// FieldPos panics after a record that failed: the error's line.
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
 			return false, &Error{File: t.path, Line: pe.StartLine, Err: pe.Err}
 		}
-		return false, &Error{File: t.path, Line: line, Err: err}
+		return false, &Error{File: t.path, Err: err}
 	}
+	t.line, _ = t.r.FieldPos(0)
 	t.rec = rec
 	return true, nil
 }
