@@ -110,7 +110,7 @@ func (in *interner) id(s string) (int32, bool) {
 }
 
 type analyzer struct {
-	cardIdx  map[int64]int
+	cardIdx  *cardIndex
 	custIdx  map[int64]int // customer id → index, with demographics
 	cardCust []int32       // customer index of each card
 
@@ -172,7 +172,7 @@ type analyzer struct {
 	}
 }
 
-func newAnalyzer(m *txpipe.Master, cardIdx map[int64]int) *analyzer {
+func newAnalyzer(m *txpipe.Master, cardIdx *cardIndex) *analyzer {
 	nc := len(m.Cards)
 	a := &analyzer{
 		cardIdx:   cardIdx,
@@ -278,7 +278,7 @@ func (a *analyzer) consume(ch <-chan arrow.Record) error {
 func (a *analyzer) add(rec arrow.Record) {
 	c := columns(rec)
 	for i := 0; i < c.n; i++ {
-		k := a.cardIdx[c.card[i]]
+		k, _ := a.cardIdx.get(c.card[i])
 		cust := a.cardCust[k]
 		approved := c.status.Value(i) == string(txpipe.StatusApproved)
 		amt := c.amount[i]

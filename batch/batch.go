@@ -221,7 +221,7 @@ type run struct {
 	cancel   context.CancelCauseFunc
 	readConn *sql.Conn
 
-	cardIdx map[int64]int  // card id → index in master.Cards
+	cardIdx *cardIndex     // card id → index in master.Cards
 	sums    []txpipe.Money // approved amounts per card, by index
 	workers []*worker      // all the writers
 	shards  []*worker      // the loaders, each given every len(shards)-th record
@@ -362,10 +362,7 @@ func (r *run) execute(parent context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	r.cardIdx = make(map[int64]int, len(master.Cards))
-	for i, c := range master.Cards {
-		r.cardIdx[c.ID] = i
-	}
+	r.cardIdx = newCardIndex(master.Cards)
 	r.sums = make([]txpipe.Money, len(master.Cards))
 	if o.Analytics {
 		r.an = newAnalyzer(master, r.cardIdx)
@@ -684,7 +681,7 @@ func (r *run) settle(in arrow.Record) (arrow.Record, error) {
 	sb.ReserveData(c.n * len(txpipe.StatusApproved))
 	approved, declined := int64(0), int64(0)
 	for i := 0; i < c.n; i++ {
-		k, ok := r.cardIdx[c.card[i]]
+		k, ok := r.cardIdx.get(c.card[i])
 		if !ok {
 			return nil, fmt.Errorf("stream_transactions row %d (transaction_id %d): card %d is not in the master data",
 				r.sum.Transactions+int64(i)+1, c.id[i], c.card[i])

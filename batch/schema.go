@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"math"
 	"strconv"
 	"time"
 
@@ -241,4 +242,44 @@ func parseInt(b []byte) (int64, bool) {
 		v = v*10 + int64(c-'0')
 	}
 	return v, true
+}
+
+// cardIndex maps card ids to their index in the master data: through a
+// table indexed by id when the ids are dense enough (as they are when a
+// database numbers them), else through a map.
+type cardIndex struct {
+	dense []int32 // id → index+1, 0 for no card
+	m     map[int64]int
+}
+
+func newCardIndex(cards []txpipe.Card) *cardIndex {
+	var maxID int64
+	for _, c := range cards {
+		maxID = max(maxID, c.ID)
+	}
+	x := &cardIndex{}
+	if maxID <= 4*int64(len(cards))+4096 && len(cards) < math.MaxInt32 {
+		x.dense = make([]int32, maxID+1)
+		for i, c := range cards {
+			x.dense[c.ID] = int32(i) + 1
+		}
+		return x
+	}
+	x.m = make(map[int64]int, len(cards))
+	for i, c := range cards {
+		x.m[c.ID] = i
+	}
+	return x
+}
+
+// get returns the index of the card with id id.
+func (x *cardIndex) get(id int64) (int, bool) {
+	if x.dense != nil {
+		if id <= 0 || id >= int64(len(x.dense)) || x.dense[id] == 0 {
+			return 0, false
+		}
+		return int(x.dense[id]) - 1, true
+	}
+	i, ok := x.m[id]
+	return i, ok
 }
