@@ -346,9 +346,14 @@ func (r *run) execute(parent context.Context) (err error) {
 
 	lap("master")
 	// Master data. In MySQL mode it and the stream are read in one
-	// snapshot.
+	// snapshot; in CSV mode the stream file is parsed meanwhile.
 	var master *txpipe.Master
 	var readTx *sql.Tx
+	var csvStream *streamReader
+	if o.DB == nil {
+		csvStream = startStreamCSV(ctx, r.path(csvfile.StreamFile), o.Alloc, o.BatchRows)
+		defer csvStream.stop()
+	}
 	if o.DB != nil {
 		readTx, err = r.readConn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 		if err != nil {
@@ -443,15 +448,16 @@ func (r *run) execute(parent context.Context) (err error) {
 			return err
 		})
 	}
-	b := newTxBuilder(o.Alloc, o.BatchRows)
-	cut := cutoffs{}
-	r.sum.Cutoffs = cut
 	if o.DB != nil {
+		b := newTxBuilder(o.Alloc, o.BatchRows)
+		cut := cutoffs{}
+		r.sum.Cutoffs = cut
 		err = readStreamMySQL(ctx, readTx, b, cut, r.emit)
+		b.release()
 	} else {
-		err = readStreamCSV(r.path(csvfile.StreamFile), b, cut, r.emit)
+		err = csvStream.each(r.emit)
+		r.sum.Cutoffs = csvStream.cut
 	}
-	b.release()
 	if err != nil {
 		cancel(err)
 		r.stopWorkers()

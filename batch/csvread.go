@@ -2,6 +2,7 @@ package batch
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/serving/csvfile"
 )
@@ -67,6 +70,58 @@ func readStreamCSV(path string, b *txBuilder, cut cutoffs, emit emitFunc) error 
 		return emit(rec)
 	}
 	return nil
+}
+
+// streamReader reads the stream file into records in a goroutine of its
+// own, which hands them over in order.
+type streamReader struct {
+	ch     chan arrow.Record
+	cut    cutoffs // complete once ch is closed
+	err    error   // set before ch is closed
+	cancel context.CancelFunc
+}
+
+// startStreamCSV starts reading path (readStreamCSV) into records of
+// batchRows rows.
+func startStreamCSV(ctx context.Context, path string, mem memory.Allocator, batchRows int) *streamReader {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &streamReader{ch: make(chan arrow.Record, 2), cut: cutoffs{}, cancel: cancel}
+	go func() {
+		defer close(s.ch)
+		b := newTxBuilder(mem, batchRows)
+		defer b.release()
+		s.err = readStreamCSV(path, b, s.cut, func(rec arrow.Record) error {
+			select {
+			case s.ch <- rec:
+				return nil
+			case <-ctx.Done():
+				rec.Release()
+				return ctx.Err()
+			}
+		})
+	}()
+	return s
+}
+
+// each hands every record to emit, in order, and returns the first error
+// of either.
+func (s *streamReader) each(emit emitFunc) error {
+	for rec := range s.ch {
+		if err := emit(rec); err != nil {
+			s.stop()
+			return err
+		}
+	}
+	return s.err
+}
+
+// stop ends the reading and releases the records not handed over; the
+// goroutine has ended when it returns.
+func (s *streamReader) stop() {
+	s.cancel()
+	for rec := range s.ch {
+		rec.Release()
+	}
 }
 
 // errStop ends csvfile.ReadResults early with an error that is not the
