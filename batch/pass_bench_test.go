@@ -1,0 +1,137 @@
+package batch
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/dataset"
+	"github.com/txpipe/txpipe/serving/csvfile"
+)
+
+// The CPU benchmarks of the batch's parts run over a generated dataset
+// of passRows transactions (as `txpipe bench` generates them, smaller),
+// judged by the stream's rules and written as stream_transactions.csv.
+const (
+	passRows  = 200_000
+	passCards = 10_000
+)
+
+var pass struct {
+	once    sync.Once
+	dir     string // data/ and results/
+	master  *txpipe.Master
+	settled []arrow.Record // the stream file's records, settled
+	err     error
+}
+
+func passData(b *testing.B) {
+	b.Helper()
+	pass.once.Do(func() {
+		if pass.dir, pass.err = os.MkdirTemp("", "txpipe-pass-"); pass.err != nil {
+			return
+		}
+		data := filepath.Join(pass.dir, "data")
+		_, pass.err = dataset.Generate(context.Background(), data, dataset.Options{Customers: passCards * 5 / 8, Cards: passCards,
+			Transactions: passRows, Seed: 2026})
+		if pass.err != nil {
+			return
+		}
+		s := runStream(b, data, filepath.Join(pass.dir, "results"))
+		pass.master = s.master
+		r := &run{o: Options{Alloc: memory.DefaultAllocator}, cardIdx: newCardIndex(s.master.Cards), sums: make([]txpipe.Money, len(s.master.Cards))}
+		bld := newTxBuilder(memory.DefaultAllocator, DefaultBatchRows)
+		defer bld.release()
+		pass.err = readStreamCSV(filepath.Join(pass.dir, "results", csvfile.StreamFile), bld, cutoffs{}, func(rec arrow.Record) error {
+			defer rec.Release()
+			out, err := r.settle(rec)
+			if err == nil {
+				pass.settled = append(pass.settled, out)
+			}
+			return err
+		})
+	})
+	if pass.err != nil {
+		b.Fatal(pass.err)
+	}
+}
+
+func passCleanup() {
+	for _, rec := range pass.settled {
+		rec.Release()
+	}
+	if pass.dir != "" {
+		os.RemoveAll(pass.dir)
+	}
+}
+
+func reportRows(b *testing.B, rows int) {
+	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rows*b.N), "ns/row")
+}
+
+// BenchmarkReadStreamCSV is the CSV read: stream_transactions.csv into
+// records.
+func BenchmarkReadStreamCSV(b *testing.B) {
+	passData(b)
+	path := filepath.Join(pass.dir, "results", csvfile.StreamFile)
+	b.ResetTimer()
+	for range b.N {
+		bld := newTxBuilder(memory.DefaultAllocator, DefaultBatchRows)
+		err := readStreamCSV(path, bld, cutoffs{}, func(rec arrow.Record) error { rec.Release(); return nil })
+		bld.release()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRows(b, passRows)
+}
+
+// BenchmarkWriteBatchCSV is the encoding of batch_transactions.csv (to a
+// temporary file, not synced).
+func BenchmarkWriteBatchCSV(b *testing.B) {
+	passData(b)
+	dir := b.TempDir()
+	b.ResetTimer()
+	for range b.N {
+		w, err := csvfile.Create(filepath.Join(dir, csvfile.BatchFile), csvfile.ResultColumns)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t := &txCSV{w: w}
+		for _, rec := range pass.settled {
+			if err := t.write(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+		w.Abort()
+	}
+	reportRows(b, passRows)
+}
+
+// BenchmarkAnalyticsPass is the analytics pass over the settled records,
+// and the views computed from it (not written).
+func BenchmarkAnalyticsPass(b *testing.B) {
+	passData(b)
+	idx := newCardIndex(pass.master.Cards)
+	b.ResetTimer()
+	for range b.N {
+		a := newAnalyzer(pass.master, idx)
+		a.total.minWeeklyVolume = DefaultMinWeeklyVolume
+		for _, rec := range pass.settled {
+			a.add(rec)
+		}
+		var row []cell
+		for _, v := range a.earlyViews() {
+			for i := range v.n {
+				row = v.row(i, row[:0])
+			}
+		}
+	}
+	reportRows(b, passRows)
+}
