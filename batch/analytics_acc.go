@@ -62,13 +62,54 @@ type regionStat struct {
 	amount, spend         int64
 	decl                  [numDeclCategories]int64
 	outSpend              int64
-	types                 []int64 // transactions by type index
+	types                 typeCounts // transactions by type index
 }
 
 type slotStat struct {
 	n, approved   int64
 	amount, spend int64
-	types         []int64
+	types         typeCounts
+}
+
+// inlineTypes are the transaction types counted in place (a dataset has
+// a handful); more go to a slice.
+const inlineTypes = 8
+
+// typeCounts counts transactions by type index.
+type typeCounts struct {
+	first [inlineTypes]int64
+	more  []int64
+}
+
+func (t *typeCounts) add(ty int32, n int64) {
+	if ty < inlineTypes {
+		t.first[ty] += n
+		return
+	}
+	for int(ty)-inlineTypes >= len(t.more) {
+		t.more = append(t.more, 0)
+	}
+	t.more[ty-inlineTypes] += n
+}
+
+// counts returns the counts by type index (trailing types may be left
+// out: their count is 0).
+func (t *typeCounts) counts() []int64 {
+	return append(t.first[:len(t.first):len(t.first)], t.more...)
+}
+
+// cardStat is what the views need of a card, in one place.
+type cardStat struct {
+	tx, declined, spend, amount int64
+	lastDay                     analytics.Day // of its last transaction
+	cust                        int32         // customer index
+	ringNext                    uint8         // next slot of its sales ring
+}
+
+// ringSale is an approved sale a refund may name.
+type ringSale struct {
+	id            int64
+	merchant, typ int32
 }
 
 type dayStat struct {
@@ -89,14 +130,23 @@ type pendingDecline struct {
 
 // interner numbers strings in the order they are first seen. Lookups of
 // strings that point into Arrow buffers do not allocate; new keys are
-// copied.
+// copied. While there are few, they are looked up without hashing.
 type interner struct {
 	idx   map[string]int32
 	names []string
 }
 
+// interScan is the most names an interner scans instead of hashing.
+const interScan = 16
+
 func (in *interner) id(s string) (int32, bool) {
-	if i, ok := in.idx[s]; ok {
+	if len(in.names) <= interScan {
+		for i, n := range in.names {
+			if n == s {
+				return int32(i), false
+			}
+		}
+	} else if i, ok := in.idx[s]; ok {
 		return i, false
 	}
 	if in.idx == nil {
@@ -110,9 +160,8 @@ func (in *interner) id(s string) (int32, bool) {
 }
 
 type analyzer struct {
-	cardIdx  *cardIndex
-	custIdx  map[int64]int // customer id → index, with demographics
-	cardCust []int32       // customer index of each card
+	cardIdx *cardIndex
+	custIdx map[int64]int // customer id → index, with demographics
 
 	regions     interner // "ST\x00City"; "" for addresses that do not parse
 	regionInfo  []analytics.Region
@@ -148,12 +197,8 @@ type analyzer struct {
 	hours    [24]slotStat
 	weekdays [7]slotStat
 
-	// per card
-	cTx, cDeclined, cSpend, cAmount []int64
-	cLastDay                        []analytics.Day
-	ringID                          []int64 // card*refundHorizon + slot
-	ringMerchant, ringType          []int32
-	ringNext                        []uint8
+	cards []cardStat
+	ring  []ringSale // card*refundHorizon + slot
 
 	total struct {
 		n, approved, declined int64
@@ -175,28 +220,20 @@ type analyzer struct {
 func newAnalyzer(m *txpipe.Master, cardIdx *cardIndex) *analyzer {
 	nc := len(m.Cards)
 	a := &analyzer{
-		cardIdx:   cardIdx,
-		cardCust:  make([]int32, nc),
-		lost:      map[int64]lostStat{},
-		pending:   make([][]pendingDecline, len(m.Customers)),
-		days:      map[analytics.Day]*dayStat{},
-		cTx:       make([]int64, nc),
-		cDeclined: make([]int64, nc),
-		cSpend:    make([]int64, nc),
-		cAmount:   make([]int64, nc),
-		cLastDay:  make([]analytics.Day, nc),
-		ringID:    make([]int64, nc*refundHorizon),
-		ringNext:  make([]uint8, nc),
+		cardIdx: cardIdx,
+		lost:    map[int64]lostStat{},
+		pending: make([][]pendingDecline, len(m.Customers)),
+		days:    map[analytics.Day]*dayStat{},
+		cards:   make([]cardStat, nc),
+		ring:    make([]ringSale, nc*refundHorizon),
 	}
-	a.ringMerchant = make([]int32, nc*refundHorizon)
-	a.ringType = make([]int32, nc*refundHorizon)
 	custIdx := make(map[int64]int32, len(m.Customers))
 	for i, c := range m.Customers {
 		custIdx[c.ID] = int32(i)
 	}
 	for i, c := range m.Cards {
-		a.cardCust[i] = custIdx[c.CustomerID]
-		a.cLastDay[i] = math.MinInt64
+		a.cards[i].cust = custIdx[c.CustomerID]
+		a.cards[i].lastDay = math.MinInt64
 	}
 	a.custRegion = make([]int32, len(m.Customers))
 	for i, c := range m.Customers {
@@ -257,14 +294,6 @@ func (a *analyzer) reasonID(s string) int32 {
 	return i
 }
 
-func addType(types []int64, t int32) []int64 {
-	for int(t) >= len(types) {
-		types = append(types, 0)
-	}
-	types[t]++
-	return types
-}
-
 // consume accumulates the records of a worker's channel.
 func (a *analyzer) consume(ch <-chan arrow.Record) error {
 	for rec := range ch {
@@ -279,7 +308,8 @@ func (a *analyzer) add(rec arrow.Record) {
 	c := columns(rec)
 	for i := 0; i < c.n; i++ {
 		k, _ := a.cardIdx.get(c.card[i])
-		cust := a.cardCust[k]
+		cs := &a.cards[k]
+		cust := cs.cust
 		approved := c.status.Value(i) == string(txpipe.StatusApproved)
 		amt := c.amount[i]
 		ts := int64(c.ts[i])
@@ -295,7 +325,7 @@ func (a *analyzer) add(rec arrow.Record) {
 
 		// Totals, per card, per day.
 		a.total.n++
-		a.cTx[k]++
+		cs.tx++
 		if !a.any || day < a.first {
 			a.first = day
 		}
@@ -312,20 +342,20 @@ func (a *analyzer) add(rec arrow.Record) {
 			a.curDay, a.curDayN = d, day
 		}
 		d.n++
-		if a.cLastDay[k] != day { // a card's rows come in event order
-			a.cLastDay[k] = day
+		if cs.lastDay != day { // a card's rows come in event order
+			cs.lastDay = day
 			d.active++
 		}
 		if approved {
 			a.total.approved++
 			a.total.amount += amt
-			a.cAmount[k] += amt
+			cs.amount += amt
 			d.approved++
 			d.amount += amt
 		} else {
 			a.total.declined++
 			a.total.declinedAmount += amt
-			a.cDeclined[k]++
+			cs.declined++
 			d.declined++
 			r := a.reasonID(c.decl.Value(i))
 			a.reasonCount[r]++
@@ -334,7 +364,7 @@ func (a *analyzer) add(rec arrow.Record) {
 		if spend {
 			a.total.spend += amt
 			a.total.spendN++
-			a.cSpend[k] += amt
+			cs.spend += amt
 			d.spend += amt
 			d.spendN++
 		}
@@ -344,7 +374,7 @@ func (a *analyzer) add(rec arrow.Record) {
 		for s, r := range [2]int32{scopeCustomer: home, scopeMerchant: reg} {
 			st := &a.regStats[s][r]
 			st.n++
-			st.types = addType(st.types, ty)
+			st.types.add(ty, 1)
 			if approved {
 				st.approved++
 				st.amount += amt
@@ -363,7 +393,7 @@ func (a *analyzer) add(rec arrow.Record) {
 		// Time patterns.
 		for _, sl := range [2]*slotStat{&a.hours[hour], &a.weekdays[wd-1]} {
 			sl.n++
-			sl.types = addType(sl.types, ty)
+			sl.types.add(ty, 1)
 			if approved {
 				sl.approved++
 				sl.amount += amt
@@ -399,9 +429,8 @@ func (a *analyzer) add(rec arrow.Record) {
 				a.total.sales++
 				ms.sales++
 				a.typeSales[ty]++
-				slot := k*refundHorizon + int(a.ringNext[k])
-				a.ringID[slot], a.ringMerchant[slot], a.ringType[slot] = c.id[i], m, ty
-				a.ringNext[k] = uint8((int(a.ringNext[k]) + 1) % refundHorizon)
+				a.ring[k*refundHorizon+int(cs.ringNext)] = ringSale{c.id[i], m, ty}
+				cs.ringNext = uint8((int(cs.ringNext) + 1) % refundHorizon)
 			}
 		}
 	}
@@ -415,9 +444,9 @@ func (a *analyzer) refund(k int, m int32, related string, hasRelated bool, amt i
 	a.total.refundAmount += amt
 	if hasRelated {
 		if id, err := strconv.ParseInt(strings.TrimSpace(related), 10, 64); err == nil && id > 0 {
-			for s := k * refundHorizon; s < (k+1)*refundHorizon; s++ {
-				if a.ringID[s] == id {
-					om, ot := a.ringMerchant[s], a.ringType[s]
+			for _, sale := range a.ring[k*refundHorizon : (k+1)*refundHorizon] {
+				if sale.id == id {
+					om, ot := sale.merchant, sale.typ
 					st := a.merchants.stat(om)
 					st.refunds++
 					st.linked++

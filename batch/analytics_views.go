@@ -169,7 +169,8 @@ func (a *analyzer) regionsView() viewData {
 		for _, d := range st.decl {
 			dst = append(dst, intc(d))
 		}
-		dst = topCells(dst, topK(st.types, a.types.names, 3), st.types, a.types.names, 3)
+		types := st.types.counts()
+		dst = topCells(dst, topK(types, a.types.names, 3), types, a.types.names, 3)
 		return append(dst, intc(st.outSpend), ratec(st.outSpend, st.spend))
 	}}
 }
@@ -184,11 +185,8 @@ func (s *regionStat) add(o *regionStat) {
 		s.decl[i] += o.decl[i]
 	}
 	s.outSpend += o.outSpend
-	for t, n := range o.types {
-		for t >= len(s.types) {
-			s.types = append(s.types, 0)
-		}
-		s.types[t] += n
+	for t, n := range o.types.counts() {
+		s.types.add(int32(t), n)
 	}
 }
 
@@ -347,10 +345,11 @@ func (a *analyzer) segmentsView(in analyticsInput) viewData {
 	}
 	addCard := func(s *segment, k int) {
 		s.cards++
-		s.tx += a.cTx[k]
-		s.declined += a.cDeclined[k]
-		s.spend += a.cSpend[k]
-		s.amount += a.cAmount[k]
+		cs := &a.cards[k]
+		s.tx += cs.tx
+		s.declined += cs.declined
+		s.spend += cs.spend
+		s.amount += cs.amount
 		s.balance += int64(in.cards[k].CurrentBalance)
 		s.limit += int64(m.Cards[k].CreditLimit)
 	}
@@ -363,7 +362,7 @@ func (a *analyzer) segmentsView(in analyticsInput) viewData {
 	}
 	seen := map[[2]int64]bool{} // (card type, customer) counted
 	for k, c := range m.Cards {
-		ci := a.cardCust[k]
+		ci := a.cards[k].cust
 		for _, s := range dims[ci] {
 			addCard(s, k)
 		}
@@ -462,7 +461,8 @@ func (a *analyzer) timePatternsView() viewData {
 				dst = append(dst, nullc, nullc)
 			}
 		}
-		return topCells(dst, topK(r.st.types, a.types.names, 3), r.st.types, a.types.names, 3)
+		types := r.st.types.counts()
+		return topCells(dst, topK(types, a.types.names, 3), types, a.types.names, 3)
 	}}
 }
 
@@ -612,8 +612,8 @@ func (a *analyzer) kpisView() viewData {
 	rateK := func(name string, num, den int64) kpi {
 		return kpi{name, "rate", ratec(num, den), intc(num), intc(den)}
 	}
-	for k := range a.cTx {
-		if a.cTx[k] > 0 {
+	for k := range a.cards {
+		if a.cards[k].tx > 0 {
 			t.activeCards++
 		}
 	}
