@@ -16,7 +16,10 @@ import (
 
 // The CPU benchmarks of the batch's parts run over a generated dataset
 // of passRows transactions (as `txpipe bench` generates them, smaller),
-// judged by the stream's rules and written as stream_transactions.csv.
+// judged by the stream's rules and written as stream_transactions.csv;
+// or over the dataset (data/) and stream results
+// (results/stream_transactions.csv) of the directory
+// TXPIPE_BENCH_DATA names, as `txpipe bench` leaves them.
 const (
 	passRows  = 200_000
 	passCards = 10_000
@@ -25,6 +28,8 @@ const (
 var pass struct {
 	once    sync.Once
 	dir     string // data/ and results/
+	tmp     bool   // dir is ours
+	rows    int
 	master  *txpipe.Master
 	settled []arrow.Record // the stream file's records, settled
 	err     error
@@ -33,18 +38,24 @@ var pass struct {
 func passData(b *testing.B) {
 	b.Helper()
 	pass.once.Do(func() {
-		if pass.dir, pass.err = os.MkdirTemp("", "txpipe-pass-"); pass.err != nil {
-			return
+		if pass.dir = os.Getenv("TXPIPE_BENCH_DATA"); pass.dir != "" {
+			pass.master, pass.err = csvfile.ReadMaster(filepath.Join(pass.dir, "data"))
+		} else {
+			if pass.dir, pass.err = os.MkdirTemp("", "txpipe-pass-"); pass.err != nil {
+				return
+			}
+			pass.tmp = true
+			data := filepath.Join(pass.dir, "data")
+			_, pass.err = dataset.Generate(context.Background(), data, dataset.Options{Customers: passCards * 5 / 8, Cards: passCards,
+				Transactions: passRows, Seed: 2026})
+			if pass.err == nil {
+				pass.master = runStream(b, data, filepath.Join(pass.dir, "results")).master
+			}
 		}
-		data := filepath.Join(pass.dir, "data")
-		_, pass.err = dataset.Generate(context.Background(), data, dataset.Options{Customers: passCards * 5 / 8, Cards: passCards,
-			Transactions: passRows, Seed: 2026})
 		if pass.err != nil {
 			return
 		}
-		s := runStream(b, data, filepath.Join(pass.dir, "results"))
-		pass.master = s.master
-		r := &run{o: Options{Alloc: memory.DefaultAllocator}, cardIdx: newCardIndex(s.master.Cards), sums: make([]txpipe.Money, len(s.master.Cards))}
+		r := &run{o: Options{Alloc: memory.DefaultAllocator}, cardIdx: newCardIndex(pass.master.Cards), sums: make([]txpipe.Money, len(pass.master.Cards))}
 		bld := newTxBuilder(memory.DefaultAllocator, DefaultBatchRows)
 		defer bld.release()
 		pass.err = readStreamCSV(filepath.Join(pass.dir, "results", csvfile.StreamFile), bld, cutoffs{}, func(rec arrow.Record) error {
@@ -52,6 +63,7 @@ func passData(b *testing.B) {
 			out, err := r.settle(rec)
 			if err == nil {
 				pass.settled = append(pass.settled, out)
+				pass.rows += int(out.NumRows())
 			}
 			return err
 		})
@@ -65,7 +77,7 @@ func passCleanup() {
 	for _, rec := range pass.settled {
 		rec.Release()
 	}
-	if pass.dir != "" {
+	if pass.tmp {
 		os.RemoveAll(pass.dir)
 	}
 }
@@ -89,7 +101,7 @@ func BenchmarkReadStreamCSV(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	reportRows(b, passRows)
+	reportRows(b, pass.rows)
 }
 
 // BenchmarkWriteBatchCSV is the encoding of batch_transactions.csv (to a
@@ -111,7 +123,7 @@ func BenchmarkWriteBatchCSV(b *testing.B) {
 		}
 		w.Abort()
 	}
-	reportRows(b, passRows)
+	reportRows(b, pass.rows)
 }
 
 // BenchmarkAnalyticsPass is the analytics pass over the settled records,
@@ -133,5 +145,21 @@ func BenchmarkAnalyticsPass(b *testing.B) {
 			}
 		}
 	}
-	reportRows(b, passRows)
+	reportRows(b, pass.rows)
+}
+
+// BenchmarkMerchantIDs is the merchant lookup of the analytics pass.
+func BenchmarkMerchantIDs(b *testing.B) {
+	passData(b)
+	b.ResetTimer()
+	for range b.N {
+		var m merchants
+		for _, rec := range pass.settled {
+			c := columns(rec)
+			for i := range c.n {
+				m.id(c.merchant.Value(i))
+			}
+		}
+	}
+	reportRows(b, pass.rows)
 }
