@@ -104,7 +104,6 @@ type cardStat struct {
 	tx, declined, spend, amount int64
 	lastDay                     analytics.Day // of its last transaction
 	cust                        int32         // customer index
-	ringNext                    uint8         // next slot of its sales ring
 }
 
 // ringSale is an approved sale a refund may name.
@@ -160,9 +159,15 @@ func (in *interner) id(s string) (int32, bool) {
 	return i, true
 }
 
+// The pass is in two halves, each in a goroutine of its own over the same
+// records: the analyzer's own (cards, days, regions, time slots, decline
+// reasons) and the merchant pass (merchants, their weeks, refund links,
+// lost sales). Each numbers the transaction types and decline reasons
+// itself, in the order it sees them: the same order, so the same numbers.
 type analyzer struct {
 	cardIdx *cardIndex
 	custIdx map[int64]int // customer id → index, with demographics
+	mp      *merchantPass
 
 	regions     interner // "ST\x00City"; "" for addresses that do not parse
 	regionInfo  []analytics.Region
@@ -171,22 +176,13 @@ type analyzer struct {
 	regStats    [2][]regionStat // by scope, region
 	custRegion  []int32         // region of each customer's address
 
-	types      interner
-	typeRefund []bool // the type is "refund"
+	types interner
 
-	merchants merchants
-	drops     []weekDrop
-	early     []viewData // the views computed once the pass is over
-
-	typeSales, typeRefunds, typeLinked, typeRefundAmt []int64
-	unlinkedRefunds, unlinkedRefundAmt                int64
+	early []viewData // the views computed once the pass is over
 
 	reasons      interner
 	reasonCount  []int64
 	reasonAmount []int64
-
-	lost    map[int64]lostStat // merchant<<20 | reason
-	pending [][]pendingDecline // by customer
 
 	days    map[analytics.Day]*dayStat
 	curDay  *dayStat // the day of the last row
@@ -199,15 +195,11 @@ type analyzer struct {
 	weekdays [7]slotStat
 
 	cards []cardStat
-	ring  []ringSale // card*refundHorizon + slot
-
-	mids, rids []int32 // merchant and region of each row of the record
+	rids  []int32 // region of each row of a block
 
 	total struct {
 		n, approved, declined int64
 		amount, spend, spendN int64
-		refunds, refundAmount int64
-		sales                 int64
 		declinedAmount        int64
 		activeCards           int64
 		rejected              int64
@@ -216,19 +208,54 @@ type analyzer struct {
 		latencySource         string
 		demographics          bool
 		age, gender           []string // by customer ("" unknown)
-		minWeeklyVolume       int64
 	}
+}
+
+// merchantPass is the half of the pass keyed by merchant, with the
+// refund links and lost sales that need the merchants.
+type merchantPass struct {
+	cardIdx  *cardIndex
+	cardCust []int32 // customer index of each card
+
+	merchants merchants
+	drops     []weekDrop
+	minWeekly int64 // the fewest transactions of a week to drop from
+
+	types                                             interner
+	typeRefund                                        []bool // the type is "refund"
+	typeSales, typeRefunds, typeLinked, typeRefundAmt []int64
+	unlinkedRefunds, unlinkedRefundAmt                int64
+	sales, refunds, refundAmount                      int64
+
+	reasons interner
+	lost    map[int64]lostStat // merchant<<20 | reason
+	pending [][]pendingDecline // by customer
+
+	ring     []ringSale // card*refundHorizon + slot
+	ringNext []uint8    // per card: its ring's next slot
+
+	dayRefunds map[analytics.Day]*[2]int64 // refunds and their amount
+	curDay     *[2]int64
+	curDayN    analytics.Day
+
+	mids []int32 // merchant of each row of a block
 }
 
 func newAnalyzer(m *txpipe.Master, cardIdx *cardIndex) *analyzer {
 	nc := len(m.Cards)
 	a := &analyzer{
 		cardIdx: cardIdx,
-		lost:    map[int64]lostStat{},
-		pending: make([][]pendingDecline, len(m.Customers)),
 		days:    map[analytics.Day]*dayStat{},
 		cards:   make([]cardStat, nc),
-		ring:    make([]ringSale, nc*refundHorizon),
+	}
+	a.mp = &merchantPass{
+		cardIdx:    cardIdx,
+		cardCust:   make([]int32, nc),
+		lost:       map[int64]lostStat{},
+		pending:    make([][]pendingDecline, len(m.Customers)),
+		ring:       make([]ringSale, nc*refundHorizon),
+		ringNext:   make([]uint8, nc),
+		dayRefunds: map[analytics.Day]*[2]int64{},
 	}
 	custIdx := make(map[int64]int32, len(m.Customers))
 	for i, c := range m.Customers {
@@ -237,6 +264,7 @@ func newAnalyzer(m *txpipe.Master, cardIdx *cardIndex) *analyzer {
 	for i, c := range m.Cards {
 		a.cards[i].cust = custIdx[c.CustomerID]
 		a.cards[i].lastDay = math.MinInt64
+		a.mp.cardCust[i] = a.cards[i].cust
 	}
 	a.custRegion = make([]int32, len(m.Customers))
 	for i, c := range m.Customers {
@@ -276,14 +304,14 @@ func (a *analyzer) region(address string) int32 {
 	return i
 }
 
-func (a *analyzer) typeID(s string) int32 {
-	i, isNew := a.types.id(s)
+func (p *merchantPass) typeID(s string) int32 {
+	i, isNew := p.types.id(s)
 	if isNew {
-		a.typeRefund = append(a.typeRefund, s == "refund")
-		a.typeSales = append(a.typeSales, 0)
-		a.typeRefunds = append(a.typeRefunds, 0)
-		a.typeLinked = append(a.typeLinked, 0)
-		a.typeRefundAmt = append(a.typeRefundAmt, 0)
+		p.typeRefund = append(p.typeRefund, s == "refund")
+		p.typeSales = append(p.typeSales, 0)
+		p.typeRefunds = append(p.typeRefunds, 0)
+		p.typeLinked = append(p.typeLinked, 0)
+		p.typeRefundAmt = append(p.typeRefundAmt, 0)
 	}
 	return i
 }
@@ -297,166 +325,219 @@ func (a *analyzer) reasonID(s string) int32 {
 	return i
 }
 
-// consume accumulates the records of a worker's channel.
+// consume accumulates the records of a worker's channel (the analyzer's
+// half of the pass).
 func (a *analyzer) consume(ch <-chan arrow.Record) error {
 	for rec := range ch {
-		a.add(rec)
+		a.addOwn(rec)
 		rec.Release()
 	}
 	return nil
 }
 
-// addBlock is how many rows add looks up at a time: what they touch
+// consume accumulates the records of a worker's channel (the merchant
+// half of the pass).
+func (p *merchantPass) consume(ch <-chan arrow.Record) error {
+	for rec := range ch {
+		p.add(rec)
+		rec.Release()
+	}
+	return nil
+}
+
+// add accumulates a settled record, both halves (every card is known:
+// settle checked).
+func (a *analyzer) add(rec arrow.Record) {
+	a.addOwn(rec)
+	a.mp.add(rec)
+}
+
+// addBlock is how many rows are looked up at a time: what they touch
 // stays in the processor's cache until they are added.
 const addBlock = 1024
 
-// add accumulates a settled record (every card is known: settle checked).
-func (a *analyzer) add(rec arrow.Record) {
+// rowBasics are what both halves need of a row.
+type rowBasics struct {
+	k        int // card index
+	approved bool
+	amt, ts  int64
+	day      analytics.Day
+	wd, hour int
+}
+
+func basics(c *txCols, idx *cardIndex, i int) rowBasics {
+	k, _ := idx.get(c.card[i])
+	ts := int64(c.ts[i])
+	day := analytics.DayOf(ts)
+	return rowBasics{k: k, approved: c.status.Value(i) == string(txpipe.StatusApproved), amt: c.amount[i], ts: ts, day: day,
+		wd: day.Weekday(), hour: int(((ts%microsPerDay)+microsPerDay)%microsPerDay) / 3600000000}
+}
+
+// addOwn accumulates the analyzer's half of a record.
+func (a *analyzer) addOwn(rec arrow.Record) {
 	c := columns(rec)
 	for lo := 0; lo < c.n; lo += addBlock {
-		a.addRows(&c, lo, min(lo+addBlock, c.n))
+		hi := min(lo+addBlock, c.n)
+		// The regions are looked up first, in a loop of their own: there
+		// no row waits for the one before, so the processor overlaps
+		// their cache misses.
+		a.rids = slices.Grow(a.rids[:0], hi-lo)[:hi-lo]
+		for i := range a.rids {
+			a.rids[i] = a.region(c.location.Value(lo + i))
+		}
+		for i := lo; i < hi; i++ {
+			a.addRow(&c, i, a.rids[i-lo])
+		}
 	}
 }
 
-// addRows accumulates rows lo to hi of a record.
-func (a *analyzer) addRows(c *txCols, lo, hi int) {
-	// The merchants and regions are looked up first, each in a loop of its
-	// own: there no row waits for the one before, so the processor
-	// overlaps their cache misses.
-	a.mids = slices.Grow(a.mids[:0], hi-lo)[:hi-lo]
-	for i := range a.mids {
-		a.mids[i] = a.merchants.id(c.merchant.Value(lo + i))
-	}
-	a.rids = slices.Grow(a.rids[:0], hi-lo)[:hi-lo]
-	for i := range a.rids {
-		a.rids[i] = a.region(c.location.Value(lo + i))
-	}
-	for i := lo; i < hi; i++ {
-		k, _ := a.cardIdx.get(c.card[i])
-		cs := &a.cards[k]
-		cust := cs.cust
-		approved := c.status.Value(i) == string(txpipe.StatusApproved)
-		amt := c.amount[i]
-		ts := int64(c.ts[i])
-		day := analytics.DayOf(ts)
-		wd := day.Weekday()
-		hour := int(((ts%microsPerDay)+microsPerDay)%microsPerDay) / 3600000000
-		m := a.mids[i-lo]
-		ms := a.merchants.stat(m)
-		ty := a.typeID(c.typ.Value(i))
-		reg := a.rids[i-lo]
-		refund := a.typeRefund[ty] || amt < 0
-		spend := approved && amt > 0
+func (a *analyzer) addRow(c *txCols, i int, reg int32) {
+	r := basics(c, a.cardIdx, i)
+	cs := &a.cards[r.k]
+	approved, amt, day := r.approved, r.amt, r.day
+	ty, _ := a.types.id(c.typ.Value(i))
+	spend := approved && amt > 0
 
-		// Totals, per card, per day.
-		a.total.n++
-		cs.tx++
-		if !a.any || day < a.first {
-			a.first = day
+	// Totals, per card, per day.
+	a.total.n++
+	cs.tx++
+	if !a.any || day < a.first {
+		a.first = day
+	}
+	if !a.any || day > a.last {
+		a.last = day
+	}
+	a.any = true
+	d := a.curDay
+	if d == nil || day != a.curDayN {
+		if d = a.days[day]; d == nil {
+			d = &dayStat{}
+			a.days[day] = d
 		}
-		if !a.any || day > a.last {
-			a.last = day
-		}
-		a.any = true
-		d := a.curDay
-		if d == nil || day != a.curDayN {
-			if d = a.days[day]; d == nil {
-				d = &dayStat{}
-				a.days[day] = d
-			}
-			a.curDay, a.curDayN = d, day
-		}
-		d.n++
-		if cs.lastDay != day { // a card's rows come in event order
-			cs.lastDay = day
-			d.active++
-		}
+		a.curDay, a.curDayN = d, day
+	}
+	d.n++
+	if cs.lastDay != day { // a card's rows come in event order
+		cs.lastDay = day
+		d.active++
+	}
+	if approved {
+		a.total.approved++
+		a.total.amount += amt
+		cs.amount += amt
+		d.approved++
+		d.amount += amt
+	} else {
+		a.total.declined++
+		a.total.declinedAmount += amt
+		cs.declined++
+		d.declined++
+		r := a.reasonID(c.decl.Value(i))
+		a.reasonCount[r]++
+		a.reasonAmount[r] += amt
+	}
+	if spend {
+		a.total.spend += amt
+		a.total.spendN++
+		cs.spend += amt
+		d.spend += amt
+		d.spendN++
+	}
+
+	// Regions, in both scopes.
+	home := a.custRegion[cs.cust]
+	for s, rg := range [2]int32{scopeCustomer: home, scopeMerchant: reg} {
+		st := &a.regStats[s][rg]
+		st.n++
+		st.types.add(ty, 1)
 		if approved {
-			a.total.approved++
-			a.total.amount += amt
-			cs.amount += amt
-			d.approved++
-			d.amount += amt
+			st.approved++
+			st.amount += amt
 		} else {
-			a.total.declined++
-			a.total.declinedAmount += amt
-			cs.declined++
-			d.declined++
-			r := a.reasonID(c.decl.Value(i))
-			a.reasonCount[r]++
-			a.reasonAmount[r] += amt
+			st.declined++
+			st.decl[declCategory(c.decl.Value(i))]++
 		}
 		if spend {
-			a.total.spend += amt
-			a.total.spendN++
-			cs.spend += amt
-			d.spend += amt
-			d.spendN++
-		}
-
-		// Regions, in both scopes.
-		home := a.custRegion[cust]
-		for s, r := range [2]int32{scopeCustomer: home, scopeMerchant: reg} {
-			st := &a.regStats[s][r]
-			st.n++
-			st.types.add(ty, 1)
-			if approved {
-				st.approved++
-				st.amount += amt
-			} else {
-				st.declined++
-				st.decl[declCategory(c.decl.Value(i))]++
+			st.spend += amt
+			if hs, ms := a.regionState[home], a.regionState[reg]; hs >= 0 && ms >= 0 && hs != ms {
+				st.outSpend += amt
 			}
-			if spend {
-				st.spend += amt
-				if hs, ms := a.regionState[home], a.regionState[reg]; hs >= 0 && ms >= 0 && hs != ms {
-					st.outSpend += amt
+		}
+	}
+
+	// Time patterns.
+	for _, sl := range [2]*slotStat{&a.hours[r.hour], &a.weekdays[r.wd-1]} {
+		sl.n++
+		sl.types.add(ty, 1)
+		if approved {
+			sl.approved++
+			sl.amount += amt
+		}
+		if spend {
+			sl.spend += amt
+		}
+	}
+}
+
+// add accumulates the merchant half of a record.
+func (p *merchantPass) add(rec arrow.Record) {
+	c := columns(rec)
+	for lo := 0; lo < c.n; lo += addBlock {
+		hi := min(lo+addBlock, c.n)
+		// The merchants are looked up first, in a loop of their own (see
+		// analyzer.addOwn).
+		p.mids = slices.Grow(p.mids[:0], hi-lo)[:hi-lo]
+		for i := range p.mids {
+			p.mids[i] = p.merchants.id(c.merchant.Value(lo + i))
+		}
+		for i := lo; i < hi; i++ {
+			p.addRow(&c, i, p.mids[i-lo])
+		}
+	}
+}
+
+func (p *merchantPass) addRow(c *txCols, i int, m int32) {
+	r := basics(c, p.cardIdx, i)
+	ms := p.merchants.stat(m)
+	approved, amt, k := r.approved, r.amt, r.k
+	ty := p.typeID(c.typ.Value(i))
+	p.merchants.addSlot(ms, r.hour, r.wd)
+
+	// Weeks per merchant.
+	weekAmt := int64(0)
+	if approved {
+		weekAmt = amt
+	}
+	p.merchants.addWeek(m, ms, r.day.Monday(), weekAmt, p.minWeekly, &p.drops)
+
+	// Lost sales.
+	reason := int32(-1)
+	if !approved {
+		reason, _ = p.reasons.id(c.decl.Value(i))
+	}
+	p.lostSales(p.cardCust[k], r.ts, m, approved, reason, amt)
+
+	// Refunds.
+	if approved {
+		switch {
+		case p.typeRefund[ty] || amt < 0:
+			p.refund(k, m, c.related.Value(i), c.related.IsValid(i), amt)
+			d := p.curDay
+			if d == nil || r.day != p.curDayN {
+				if d = p.dayRefunds[r.day]; d == nil {
+					d = &[2]int64{}
+					p.dayRefunds[r.day] = d
 				}
+				p.curDay, p.curDayN = d, r.day
 			}
-		}
-
-		// Time patterns.
-		for _, sl := range [2]*slotStat{&a.hours[hour], &a.weekdays[wd-1]} {
-			sl.n++
-			sl.types.add(ty, 1)
-			if approved {
-				sl.approved++
-				sl.amount += amt
-			}
-			if spend {
-				sl.spend += amt
-			}
-		}
-		a.merchants.addSlot(ms, hour, wd)
-
-		// Weeks per merchant.
-		weekAmt := int64(0)
-		if approved {
-			weekAmt = amt
-		}
-		a.merchants.addWeek(m, ms, day.Monday(), weekAmt, a.total.minWeeklyVolume, &a.drops)
-
-		// Lost sales.
-		reason := int32(-1)
-		if !approved {
-			reason = a.reasonID(c.decl.Value(i))
-		}
-		a.lostSales(cust, ts, m, approved, reason, amt)
-
-		// Refunds.
-		if approved {
-			switch {
-			case refund:
-				a.refund(k, m, c.related.Value(i), c.related.IsValid(i), amt)
-				d.refunds++
-				d.refundAmount += amt
-			default:
-				a.total.sales++
-				ms.sales++
-				a.typeSales[ty]++
-				a.ring[k*refundHorizon+int(cs.ringNext)] = ringSale{c.id[i], m, ty}
-				cs.ringNext = uint8((int(cs.ringNext) + 1) % refundHorizon)
-			}
+			d[0]++
+			d[1] += amt
+		default:
+			p.sales++
+			ms.sales++
+			p.typeSales[ty]++
+			p.ring[k*refundHorizon+int(p.ringNext[k])] = ringSale{c.id[i], m, ty}
+			p.ringNext[k] = uint8((int(p.ringNext[k]) + 1) % refundHorizon)
 		}
 	}
 }
@@ -464,38 +545,38 @@ func (a *analyzer) addRows(c *txCols, lo, hi int) {
 // refund counts an approved refund against the sale it names, when that
 // is among the card's last refundHorizon sales, else against its own
 // merchant as unlinked.
-func (a *analyzer) refund(k int, m int32, related string, hasRelated bool, amt int64) {
-	a.total.refunds++
-	a.total.refundAmount += amt
+func (p *merchantPass) refund(k int, m int32, related string, hasRelated bool, amt int64) {
+	p.refunds++
+	p.refundAmount += amt
 	if hasRelated {
 		if id, err := strconv.ParseInt(strings.TrimSpace(related), 10, 64); err == nil && id > 0 {
-			for _, sale := range a.ring[k*refundHorizon : (k+1)*refundHorizon] {
+			for _, sale := range p.ring[k*refundHorizon : (k+1)*refundHorizon] {
 				if sale.id == id {
 					om, ot := sale.merchant, sale.typ
-					st := a.merchants.stat(om)
+					st := p.merchants.stat(om)
 					st.refunds++
 					st.linked++
 					st.refundAmt += amt
-					a.typeRefunds[ot]++
-					a.typeLinked[ot]++
-					a.typeRefundAmt[ot] += amt
+					p.typeRefunds[ot]++
+					p.typeLinked[ot]++
+					p.typeRefundAmt[ot] += amt
 					return
 				}
 			}
 		}
 	}
-	st := a.merchants.stat(m)
+	st := p.merchants.stat(m)
 	st.refunds++
 	st.refundAmt += amt
-	a.unlinkedRefunds++
-	a.unlinkedRefundAmt += amt
+	p.unlinkedRefunds++
+	p.unlinkedRefundAmt += amt
 }
 
 // lostSales follows the customer's declines of the last 30 minutes: an
 // approved transaction at the same merchant recovers them, and those
 // older than 30 minutes are lost.
-func (a *analyzer) lostSales(cust int32, t int64, m int32, approved bool, reason int32, amt int64) {
-	p := a.pending[cust]
+func (mp *merchantPass) lostSales(cust int32, t int64, m int32, approved bool, reason int32, amt int64) {
+	p := mp.pending[cust]
 	if len(p) == 0 && approved {
 		return
 	}
@@ -503,46 +584,46 @@ func (a *analyzer) lostSales(cust int32, t int64, m int32, approved bool, reason
 	for _, d := range p {
 		switch {
 		case t-d.t > lostSaleWindow:
-			a.lose(d)
+			mp.lose(d)
 		case approved && d.merchant == m && t >= d.t:
 			k := lostKey(d.merchant, d.reason)
-			s := a.lost[k]
+			s := mp.lost[k]
 			s.recovered++
-			a.lost[k] = s
+			mp.lost[k] = s
 		default:
 			keep = append(keep, d)
 		}
 	}
 	if !approved {
 		k := lostKey(m, reason)
-		s := a.lost[k]
+		s := mp.lost[k]
 		s.declines++
-		a.lost[k] = s
+		mp.lost[k] = s
 		keep = append(keep, pendingDecline{t: t, merchant: m, reason: reason, amount: amt})
 	}
 	if len(keep) == 0 {
 		keep = nil // let a burst's memory go
 	}
-	a.pending[cust] = keep
+	mp.pending[cust] = keep
 }
 
 func lostKey(m, reason int32) int64 { return int64(m)<<20 | int64(reason) }
 
-func (a *analyzer) lose(d pendingDecline) {
+func (mp *merchantPass) lose(d pendingDecline) {
 	k := lostKey(d.merchant, d.reason)
-	s := a.lost[k]
+	s := mp.lost[k]
 	s.lost++
 	s.lostAmount += d.amount
-	a.lost[k] = s
+	mp.lost[k] = s
 }
 
 // finishLostSales counts the declines still waiting as lost: the data
 // ends before anything recovered them.
-func (a *analyzer) finishLostSales() {
-	for i, p := range a.pending {
+func (mp *merchantPass) finishLostSales() {
+	for i, p := range mp.pending {
 		for _, d := range p {
-			a.lose(d)
+			mp.lose(d)
 		}
-		a.pending[i] = nil
+		mp.pending[i] = nil
 	}
 }

@@ -371,7 +371,7 @@ func (r *run) execute(parent context.Context) (err error) {
 	r.sums = make([]txpipe.Money, len(master.Cards))
 	if o.Analytics {
 		r.an = newAnalyzer(master, r.cardIdx)
-		r.an.total.minWeeklyVolume = int64(o.MinWeeklyVolume)
+		r.an.mp.minWeekly = int64(o.MinWeeklyVolume)
 		if readTx != nil {
 			err = r.an.readMySQL(ctx, readTx, master)
 		} else {
@@ -430,8 +430,16 @@ func (r *run) execute(parent context.Context) (err error) {
 		r.startWorker("parquet", p.consume)
 	}
 	if r.an != nil {
+		// The two halves of the analytics pass, side by side.
+		r.startWorker("analytics merchants", r.an.mp.consume)
+		mp := r.workers[len(r.workers)-1]
 		r.startWorker("analytics", func(ch <-chan arrow.Record) error {
-			if err := r.an.consume(ch); err != nil || context.Cause(ctx) != nil {
+			err := r.an.consume(ch)
+			<-mp.done
+			if err == nil {
+				err = mp.err
+			}
+			if err != nil || context.Cause(ctx) != nil {
 				return err // a failed run writes nothing more
 			}
 			// Every view but the segments (which need the re-scored

@@ -134,7 +134,7 @@ func BenchmarkAnalyticsPass(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		a := newAnalyzer(pass.master, idx)
-		a.total.minWeeklyVolume = DefaultMinWeeklyVolume
+		a.mp.minWeekly = DefaultMinWeeklyVolume
 		for _, rec := range pass.settled {
 			a.add(rec)
 		}
