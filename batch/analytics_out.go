@@ -48,33 +48,35 @@ func appendText(b []byte, c *analytics.Column, v cell) []byte {
 	return b
 }
 
-// writeCSV writes every row of the view.
+// writeCSV writes every row of the view, as csvfile.Writer.Write would
+// (only text is ever quoted: the other values are digits, signs, points
+// and dashes).
 func (v *viewData) writeCSV(w *csvfile.Writer) error {
 	var (
-		row    []cell
-		buf    []byte
-		ends   []int
-		fields []string
+		row []cell
+		buf []byte
 	)
 	for i := range v.n {
 		row = v.row(i, row[:0])
 		if len(row) != len(v.view.Columns) {
 			return fmt.Errorf("view %s row %d has %d values for %d columns", v.view.Name, i+1, len(row), len(v.view.Columns))
 		}
-		buf, ends = buf[:0], ends[:0]
 		for j := range row {
-			buf = appendText(buf, &v.view.Columns[j], row[j])
-			ends = append(ends, len(buf))
+			if j > 0 {
+				buf = append(buf, ',')
+			}
+			if c := &v.view.Columns[j]; c.Type == analytics.Text && !row[j].null {
+				buf = csvfile.AppendField(buf, row[j].s)
+			} else {
+				buf = appendText(buf, c, row[j])
+			}
 		}
-		s := string(buf)
-		fields = fields[:0]
-		start := 0
-		for _, e := range ends {
-			fields = append(fields, s[start:e])
-			start = e
-		}
-		if err := w.Write(fields); err != nil {
-			return fmt.Errorf("row %d: %w", i+1, err)
+		buf = append(buf, '\n')
+		if len(buf) >= csvChunk || i == v.n-1 {
+			if err := w.WriteEncoded(buf); err != nil {
+				return fmt.Errorf("row %d: %w", i+1, err)
+			}
+			buf = buf[:0]
 		}
 	}
 	return nil
