@@ -2,11 +2,14 @@ package batch
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -219,17 +222,15 @@ func (r *run) writeAnalyticsMySQL(ctx context.Context, tx *sql.Tx, v *viewData) 
 // files; with conn, to their <table>_next tables in one transaction.
 func (r *run) writeViews(ctx context.Context, views []viewData, files bool, conn *sql.Conn,
 	addCSV func(string, []string) (*csvfile.Writer, error), addParquet func(string, *arrow.Schema) (*parquetOut, error)) error {
-	var tx *sql.Tx
-	if conn != nil {
-		var err error
-		if tx, err = conn.BeginTx(ctx, nil); err != nil {
-			return fmt.Errorf("analytics: write the tables: %w", err)
+	// The files on both cores while the tables load.
+	fileErr := make(chan error, 1)
+	go func() {
+		if !files {
+			fileErr <- nil
+			return
 		}
-		defer tx.Rollback()
-	}
-	for i := range views {
-		v := &views[i]
-		if files {
+		fileErr <- parallel(len(views), func(i int) error {
+			v := &views[i]
 			w, err := addCSV(v.view.File(), v.view.ColumnNames())
 			if err != nil {
 				return err
@@ -246,20 +247,64 @@ func (r *run) writeViews(ctx context.Context, views []viewData, files bool, conn
 					return fmt.Errorf("analytics: %w", err)
 				}
 			}
-		}
-		if tx != nil {
-			if err := r.writeAnalyticsMySQL(ctx, tx, v); err != nil {
-				return fmt.Errorf("analytics: %w", err)
-			}
+			return context.Cause(ctx)
+		})
+	}()
+	err := r.writeViewTables(ctx, views, conn)
+	if ferr := <-fileErr; ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+// writeViewTables writes views to their <table>_next tables in one
+// transaction through conn (nothing when conn is nil).
+func (r *run) writeViewTables(ctx context.Context, views []viewData, conn *sql.Conn) error {
+	if conn == nil {
+		return nil
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("analytics: write the tables: %w", err)
+	}
+	defer tx.Rollback()
+	for i := range views {
+		if err := r.writeAnalyticsMySQL(ctx, tx, &views[i]); err != nil {
+			return fmt.Errorf("analytics: %w", err)
 		}
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}
 	}
-	if tx != nil {
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("analytics: write the tables: commit: %w", err)
-		}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("analytics: write the tables: commit: %w", err)
 	}
 	return nil
+}
+
+// parallel calls fn for every i below n on two goroutines (the batch's
+// two cores), each taking the next i in turn, and returns the first error
+// (after which no further i is started).
+func parallel(n int, fn func(i int) error) error {
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errs [2]error
+	)
+	for g := range errs {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if errs[g] = fn(i); errs[g] != nil {
+					next.Store(int64(n))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return cmp.Or(errs[0], errs[1])
 }

@@ -111,17 +111,24 @@ func (a *analyzer) earlyViews() []viewData {
 			d.refunds, d.refundAmount = r[0], r[1]
 		}
 	}
-	a.early = []viewData{
-		a.regionsView(),
-		a.timePatternsView(),
-		a.dailyView(),
-		a.declineReasonsView(),
-		a.lostSalesView(),
-		a.merchantDropsView(),
-		a.refundRatesView(),
-		a.kpisView(),
-		a.forecastView(),
+	// Each view reads the pass only (kpis and merchant drops also change
+	// what only they read): they are computed side by side.
+	build := []func() viewData{
+		a.regionsView,
+		a.timePatternsView,
+		a.dailyView,
+		a.declineReasonsView,
+		a.lostSalesView,
+		a.merchantDropsView,
+		a.refundRatesView,
+		a.kpisView,
+		a.forecastView,
 	}
+	a.early = make([]viewData, len(build))
+	parallel(len(build), func(i int) error {
+		a.early[i] = build[i]()
+		return nil
+	})
 	return a.early
 }
 
