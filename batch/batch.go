@@ -689,10 +689,10 @@ func (r *run) emit(in arrow.Record) error {
 // approved amounts to their cards.
 func (r *run) settle(in arrow.Record) (arrow.Record, error) {
 	c := columns(in)
-	sb := array.NewStringBuilder(r.o.Alloc)
-	defer sb.Release()
-	sb.Reserve(c.n)
-	sb.ReserveData(c.n * len(txpipe.StatusApproved))
+	var sb strCol
+	sb.reserve = c.n * len(txpipe.StatusApproved)
+	sb.init(r.o.Alloc, c.n, false)
+	defer sb.release() // after an error
 	approved, declined := int64(0), int64(0)
 	for i := 0; i < c.n; i++ {
 		k, ok := r.cardIdx.get(c.card[i])
@@ -702,15 +702,15 @@ func (r *run) settle(in arrow.Record) (arrow.Record, error) {
 		}
 		switch txpipe.Settle(txpipe.Status(c.status.Value(i))) {
 		case txpipe.StatusApproved:
-			sb.BinaryBuilder.Append(approvedBytes)
+			sb.append(approvedBytes)
 			r.sums[k] += txpipe.Money(c.amount[i])
 			approved++
 		default:
-			sb.BinaryBuilder.Append(declinedBytes)
+			sb.append(declinedBytes)
 			declined++
 		}
 	}
-	status := sb.NewArray()
+	status := sb.build()
 	defer status.Release()
 	cols := slices.Clone(in.Columns())
 	cols[colStatus] = status

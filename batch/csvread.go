@@ -421,22 +421,22 @@ func (b *txBuilder) appendFields(f *[numFields][]byte, seq int64) bool {
 	if err != nil {
 		return false
 	}
-	b.id.Append(id)
-	b.card.Append(card)
-	b.merchant.BinaryBuilder.Append(f[fMerchant])
-	b.ts.Append(ts)
-	b.amount.Append(int64(amount))
-	b.location.BinaryBuilder.Append(f[fLocation])
-	b.typ.BinaryBuilder.Append(f[fType])
+	b.id.append(id)
+	b.card.append(card)
+	b.merchant.append(f[fMerchant])
+	b.ts.append(int64(ts))
+	b.amount.append(int64(amount))
+	b.location.append(f[fLocation])
+	b.typ.append(f[fType])
 	if len(f[fRelated]) == 0 {
-		b.related.AppendNull()
+		b.related.appendNull()
 	} else {
-		b.related.BinaryBuilder.Append(f[fRelated])
+		b.related.append(f[fRelated])
 	}
-	b.status.BinaryBuilder.Append(status)
-	b.pending.Append(int64(pending))
-	b.decl.BinaryBuilder.Append(f[fDecline])
-	b.seq.Append(seq)
+	b.status.append(status)
+	b.pending.append(int64(pending))
+	b.decl.append(f[fDecline])
+	b.seq.append(seq)
 	b.rows++
 	return true
 }

@@ -91,66 +91,91 @@ func columns(rec arrow.Record) txCols {
 
 // txBuilder accumulates transaction rows into records of txSchema.
 type txBuilder struct {
-	rb                                             *array.RecordBuilder
-	id, card, amount, pending, seq                 *array.Int64Builder
-	ts                                             *array.TimestampBuilder
-	merchant, location, typ, related, status, decl *array.StringBuilder
+	mem                                            memory.Allocator
+	id, card, amount, pending, seq, ts             i64Col
+	merchant, location, typ, related, status, decl strCol
 	rows, capacity                                 int
 }
 
 func newTxBuilder(mem memory.Allocator, capacity int) *txBuilder {
-	rb := array.NewRecordBuilder(mem, txSchema)
-	i64 := func(i int) *array.Int64Builder { return rb.Field(i).(*array.Int64Builder) }
-	str := func(i int) *array.StringBuilder { return rb.Field(i).(*array.StringBuilder) }
-	b := &txBuilder{
-		rb: rb, capacity: capacity,
-		id: i64(colID), card: i64(colCard), amount: i64(colAmount), pending: i64(colPending), seq: i64(colSeq),
-		ts:       rb.Field(colTimestamp).(*array.TimestampBuilder),
-		merchant: str(colMerchant), location: str(colLocation), typ: str(colType),
-		related: str(colRelated), status: str(colStatus), decl: str(colDecline),
+	b := &txBuilder{mem: mem, capacity: capacity}
+	for _, c := range b.ints() {
+		c.init(mem, capacity)
 	}
-	b.reserve()
+	for _, c := range b.strings() {
+		c.init(mem, capacity, c == &b.related)
+	}
 	return b
 }
 
-func (b *txBuilder) reserve() { b.rb.Reserve(b.capacity) }
+func (b *txBuilder) ints() []*i64Col {
+	return []*i64Col{&b.id, &b.card, &b.amount, &b.pending, &b.seq, &b.ts}
+}
+
+func (b *txBuilder) strings() []*strCol {
+	return []*strCol{&b.merchant, &b.location, &b.typ, &b.related, &b.status, &b.decl}
+}
 
 func (b *txBuilder) full() bool { return b.rows >= b.capacity }
 
 // appendResult appends a parsed row (CSV mode).
 func (b *txBuilder) appendResult(r *txpipe.Result) {
-	b.id.Append(r.ID)
-	b.card.Append(r.CardID)
-	b.merchant.Append(r.Merchant)
-	b.ts.Append(arrow.Timestamp(r.Timestamp.UnixMicro()))
-	b.amount.Append(int64(r.Amount))
-	b.location.Append(r.Location)
-	b.typ.Append(r.Type)
+	b.id.append(r.ID)
+	b.card.append(r.CardID)
+	b.merchant.appendString(r.Merchant)
+	b.ts.append(r.Timestamp.UnixMicro())
+	b.amount.append(int64(r.Amount))
+	b.location.appendString(r.Location)
+	b.typ.appendString(r.Type)
 	if r.RelatedID == "" {
-		b.related.AppendNull()
+		b.related.appendNull()
 	} else {
-		b.related.Append(r.RelatedID)
+		b.related.appendString(r.RelatedID)
 	}
-	b.status.Append(string(r.Status))
-	b.pending.Append(int64(r.PendingBalance))
-	b.decl.Append(string(r.DeclineReason))
-	b.seq.Append(r.Seq)
+	b.status.appendString(string(r.Status))
+	b.pending.append(int64(r.PendingBalance))
+	b.decl.appendString(string(r.DeclineReason))
+	b.seq.append(r.Seq)
 	b.rows++
 }
 
 // newRecord returns the rows appended so far as a record (nil when there
-// are none) and resets the builder.
+// are none) and starts the next.
 func (b *txBuilder) newRecord() arrow.Record {
 	if b.rows == 0 {
 		return nil
 	}
-	rec := b.rb.NewRecord()
+	mem := b.mem
+	cols := []arrow.Array{
+		colID:        b.id.array(mem, arrow.PrimitiveTypes.Int64),
+		colCard:      b.card.array(mem, arrow.PrimitiveTypes.Int64),
+		colMerchant:  b.merchant.array(mem),
+		colTimestamp: b.ts.array(mem, tsType),
+		colAmount:    b.amount.array(mem, arrow.PrimitiveTypes.Int64),
+		colLocation:  b.location.array(mem),
+		colType:      b.typ.array(mem),
+		colRelated:   b.related.array(mem),
+		colStatus:    b.status.array(mem),
+		colPending:   b.pending.array(mem, arrow.PrimitiveTypes.Int64),
+		colDecline:   b.decl.array(mem),
+		colSeq:       b.seq.array(mem, arrow.PrimitiveTypes.Int64),
+	}
+	rec := array.NewRecord(txSchema, cols, int64(b.rows))
+	for _, c := range cols {
+		c.Release()
+	}
 	b.rows = 0
-	b.reserve()
 	return rec
 }
 
-func (b *txBuilder) release() { b.rb.Release() }
+func (b *txBuilder) release() {
+	for _, c := range b.ints() {
+		c.release()
+	}
+	for _, c := range b.strings() {
+		c.release()
+	}
+}
 
 // appendTimestamp appends ts as YYYY-MM-DD HH:MM:SS.
 func appendTimestamp(dst []byte, ts arrow.Timestamp) []byte {

@@ -113,22 +113,22 @@ func (b *txBuilder) appendRaw(raw *[numTxCols]sql.RawBytes, ts arrow.Timestamp) 
 	if !ok {
 		return fmt.Errorf("seq %q is not an integer", raw[colSeq])
 	}
-	b.id.Append(id)
-	b.card.Append(card)
-	b.merchant.BinaryBuilder.Append(raw[colMerchant])
-	b.ts.Append(ts)
-	b.amount.Append(int64(amount))
-	b.location.BinaryBuilder.Append(raw[colLocation])
-	b.typ.BinaryBuilder.Append(raw[colType])
+	b.id.append(id)
+	b.card.append(card)
+	b.merchant.append(raw[colMerchant])
+	b.ts.append(int64(ts))
+	b.amount.append(int64(amount))
+	b.location.append(raw[colLocation])
+	b.typ.append(raw[colType])
 	if len(raw[colRelated]) == 0 { // NULL or '': no related transaction
-		b.related.AppendNull()
+		b.related.appendNull()
 	} else {
-		b.related.BinaryBuilder.Append(raw[colRelated])
+		b.related.append(raw[colRelated])
 	}
-	b.status.BinaryBuilder.Append(status)
-	b.pending.Append(int64(pending))
-	b.decl.BinaryBuilder.Append(raw[colDecline])
-	b.seq.Append(seq)
+	b.status.append(status)
+	b.pending.append(int64(pending))
+	b.decl.append(raw[colDecline])
+	b.seq.append(seq)
 	b.rows++
 	return nil
 }
