@@ -453,17 +453,8 @@ func parseID(b []byte) (int64, bool) {
 // textFits says whether a text field is valid UTF-8 of at most max
 // characters, as txpipe.ParseTransaction requires.
 func textFits(b []byte, max int) bool {
-	if len(b) <= max {
-		ascii := true
-		for _, c := range b {
-			if c >= utf8.RuneSelf {
-				ascii = false
-				break
-			}
-		}
-		if ascii {
-			return true
-		}
+	if len(b) <= max { // no more characters than bytes
+		return utf8.Valid(b)
 	}
 	return utf8.Valid(b) && utf8.RuneCount(b) <= max
 }

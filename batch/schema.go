@@ -177,24 +177,92 @@ func (b *txBuilder) release() {
 	}
 }
 
-// appendTimestamp appends ts as YYYY-MM-DD HH:MM:SS.
-func appendTimestamp(dst []byte, ts arrow.Timestamp) []byte {
-	t := time.UnixMicro(int64(ts)).UTC()
-	y, mo, d := t.Date()
-	h, mi, s := t.Clock()
-	if y < 0 || y > 9999 { // never produced by parseTimestamp
-		return t.AppendFormat(dst, txpipe.TimestampLayout)
+// tsFormat appends timestamps as YYYY-MM-DD HH:MM:SS, as
+// time.Time.AppendFormat with txpipe.TimestampLayout does (fractions of a
+// second dropped), remembering the date of the last: rows in event order
+// mostly share it.
+type tsFormat struct {
+	day  int64
+	date [11]byte // YYYY-MM-DD and a space
+	ok   bool
+}
+
+func (f *tsFormat) append(dst []byte, ts arrow.Timestamp) []byte {
+	secs := floorDiv(int64(ts), 1000000)
+	days := floorDiv(secs, 86400)
+	if !f.ok || days != f.day {
+		y, mo, d := civilFromDays(days)
+		if y < 0 || y > 9999 { // never produced by parseTimestamp
+			f.ok = false
+			return time.UnixMicro(int64(ts)).UTC().AppendFormat(dst, txpipe.TimestampLayout)
+		}
+		b := append(f.date[:0], byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-')
+		b = append2(b, mo, '-')
+		append2(b, d, ' ')
+		f.day, f.ok = days, true
 	}
-	dst = append(dst, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-')
-	dst = append2(dst, int(mo), '-')
-	dst = append2(dst, d, ' ')
+	dst = append(dst, f.date[:]...)
+	sod := int(secs - days*86400)
+	h, mi, sec := sod/3600, sod/60%60, sod%60
 	dst = append2(dst, h, ':')
 	dst = append2(dst, mi, ':')
-	return append(dst, byte('0'+s/10), byte('0'+s%10))
+	return append(dst, byte('0'+sec/10), byte('0'+sec%10))
 }
 
 func append2(dst []byte, v int, sep byte) []byte {
 	return append(dst, byte('0'+v/10), byte('0'+v%10), sep)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+// daysFromCivil returns the days from 1970-01-01 to a date of the
+// proleptic Gregorian calendar, and civilFromDays the date of a day
+// (Howard Hinnant's algorithms, as package time counts).
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := floorDiv(int64(y), 400)
+	yoe := int64(y) - era*400
+	doy := int64((153*((m+9)%12)+2)/5 + d - 1)
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
+}
+
+func civilFromDays(days int64) (y, m, d int) {
+	z := days + 719468
+	era := floorDiv(z, 146097)
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = int(doy - (153*mp+2)/5 + 1)
+	m = int(mp + 3)
+	if m > 12 {
+		m -= 12
+	}
+	y = int(yoe + era*400)
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
+}
+
+// daysIn is the number of days of month m (1-12) of year y.
+func daysIn(y, m int) int {
+	if m == 2 {
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	}
+	return 30 + (m+m/8)%2
 }
 
 // parseTimestamp parses YYYY-MM-DD HH:MM:SS exactly as
@@ -214,14 +282,11 @@ func parseTimestamp(b []byte) (arrow.Timestamp, bool) {
 		return v
 	}
 	y, mo, d, h, mi, s := num(0, 4), num(5, 2), num(8, 2), num(11, 2), num(14, 2), num(17, 2)
-	if y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59 {
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59 || d > daysIn(y, mo) {
 		return 0, false
 	}
-	t := time.Date(y, time.Month(mo), d, h, mi, s, 0, time.UTC)
-	if t.Day() != d { // 2025-02-30 and the like
-		return 0, false
-	}
-	return arrow.Timestamp(t.UnixMicro()), true
+	secs := daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+s)
+	return arrow.Timestamp(secs * 1000000), true
 }
 
 // parseMoney parses a decimal as txpipe.ParseMoney does; the shape MySQL

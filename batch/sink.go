@@ -57,6 +57,7 @@ type txCSV struct {
 	w   *csvfile.Writer
 	row int64
 	buf []byte
+	ts  tsFormat
 }
 
 func (t *txCSV) consume(ch <-chan arrow.Record) error {
@@ -79,7 +80,7 @@ func (t *txCSV) write(rec arrow.Record) error {
 	b := t.buf[:0]
 	first := t.row + 1
 	for i := 0; i < c.n; i++ {
-		b = appendCSVRow(b, &c, i)
+		b = appendCSVRow(b, &c, i, &t.ts)
 		if len(b) >= csvChunk || i == c.n-1 {
 			if err := t.w.WriteEncoded(b); err != nil {
 				return fmt.Errorf("rows %d-%d: %w", first, t.row+int64(i)+1, err)
@@ -94,14 +95,14 @@ func (t *txCSV) write(rec arrow.Record) error {
 
 // appendCSVRow appends row i as csvfile.AppendResult's fields written by
 // csvfile.Writer.
-func appendCSVRow(b []byte, c *txCols, i int) []byte {
+func appendCSVRow(b []byte, c *txCols, i int, ts *tsFormat) []byte {
 	b = strconv.AppendInt(b, c.id[i], 10)
 	b = append(b, ',')
 	b = strconv.AppendInt(b, c.card[i], 10)
 	b = append(b, ',')
 	b = csvfile.AppendField(b, c.merchant.Value(i))
 	b = append(b, ',')
-	b = appendTimestamp(b, c.ts[i]) // digits first, no comma: never quoted
+	b = ts.append(b, c.ts[i]) // digits first, no comma: never quoted
 	b = append(b, ',')
 	b = txpipe.Money(c.amount[i]).Append(b)
 	b = append(b, ',')
@@ -250,6 +251,7 @@ type recordSource struct {
 	c   txCols
 	i   int
 	buf []byte
+	ts  tsFormat
 }
 
 // next makes sure a record with a row left is current; false at the end.
@@ -278,7 +280,7 @@ func (s *recordSource) text(w *bufio.Writer) (int64, error) {
 		}
 		s.buf = s.buf[:0]
 		for ; s.i < s.c.n && len(s.buf) < 64<<10; s.i++ {
-			s.buf = appendTSVRow(s.buf, &s.c, s.i)
+			s.buf = appendTSVRow(s.buf, &s.c, s.i, &s.ts)
 			n++
 		}
 		if _, err := w.Write(s.buf); err != nil {
@@ -299,7 +301,7 @@ func (s *recordSource) row(row []any) ([]any, error) {
 	}
 	c, i := &s.c, s.i
 	s.i++
-	s.buf = appendTimestamp(s.buf[:0], c.ts[i])
+	s.buf = s.ts.append(s.buf[:0], c.ts[i])
 	var related any
 	if c.related.IsValid(i) {
 		related = strings.Clone(c.related.Value(i))
@@ -317,14 +319,14 @@ func (s *recordSource) release() {
 	}
 }
 
-func appendTSVRow(b []byte, c *txCols, i int) []byte {
+func appendTSVRow(b []byte, c *txCols, i int, ts *tsFormat) []byte {
 	b = strconv.AppendInt(b, c.id[i], 10)
 	b = append(b, '\t')
 	b = strconv.AppendInt(b, c.card[i], 10)
 	b = append(b, '\t')
 	b = mysqlstore.AppendLoadText(b, c.merchant.Value(i))
 	b = append(b, '\t')
-	b = appendTimestamp(b, c.ts[i])
+	b = ts.append(b, c.ts[i])
 	b = append(b, '\t')
 	b = txpipe.Money(c.amount[i]).Append(b)
 	b = append(b, '\t')

@@ -147,7 +147,7 @@ func needsQuotes(field string) bool {
 		return true
 	}
 	for i := 0; i < len(field); i++ {
-		if c := field[i]; c == '\n' || c == '\r' || c == '"' || c == ',' {
+		if quoted[field[i]] {
 			return true
 		}
 	}
@@ -157,6 +157,9 @@ func needsQuotes(field string) bool {
 	r, _ := utf8.DecodeRuneInString(field)
 	return unicode.IsSpace(r)
 }
+
+// quoted are the bytes that make a field quoted.
+var quoted = [256]bool{'\n': true, '\r': true, '"': true, ',': true}
 
 // Commit flushes, syncs and renames the file into place.
 func (w *Writer) Commit() error {
