@@ -71,9 +71,12 @@ func readRows(tb testing.TB, path string, batchRows int, read func(string, *txBu
 }
 
 // assertSameRead checks that readStreamCSV reads path as ReadResults does.
-func assertSameRead(tb testing.TB, path string) {
+func assertSameRead(tb testing.TB, path string, batchRows ...int) {
 	tb.Helper()
-	for _, n := range []int{1, 3, 1000} {
+	if len(batchRows) == 0 {
+		batchRows = []int{1, 3, 1000}
+	}
+	for _, n := range batchRows {
 		got, gotCut, gotErr := readRows(tb, path, n, readStreamCSV)
 		want, wantCut, wantErr := readRows(tb, path, n, readAllResults)
 		if gotErr != wantErr {
@@ -158,6 +161,33 @@ func TestReadStreamCSVAgreesWithReadResults(t *testing.T) {
 	t.Run("missing file", func(t *testing.T) {
 		assertSameRead(t, filepath.Join(dir, "none.csv"))
 	})
+}
+
+// Many rows in many records, with a row that is not plain (or a blank
+// line) here and there: before, at and after record boundaries.
+func TestReadStreamCSVManyRows(t *testing.T) {
+	dir := t.TempDir()
+	odd := []string{
+		"6,236,\"two\nlines\",2025-04-01 00:00:00,1.00,Y,t,,pending,1.00,,1,5\n",
+		"6,236,a,2025-04-01 00:00:00,+1,Y,t,,pending,1.5,,1,5\r\n",
+		"\n",
+		"6,236,a,2025-02-30 00:00:00,1.00,Y,t,,pending,1.00,,1,5\n",
+	}
+	for _, at := range []int{-1, 0, 6, 7, 8, 63, 64, 299} {
+		for k, o := range odd {
+			var b strings.Builder
+			b.WriteString(streamHeader)
+			for i := range 300 {
+				if i == at {
+					b.WriteString(o)
+				}
+				r := plainRows[i%len(plainRows)]
+				fmt.Fprintf(&b, "%d%s", 100+i, r[strings.IndexByte(r, ','):])
+			}
+			path := writeStream(t, dir, fmt.Sprintf("many-%d-%d.csv", at, k), b.String())
+			assertSameRead(t, path, 1, 7, 64, 1000)
+		}
+	}
 }
 
 func FuzzReadStreamCSV(f *testing.F) {
