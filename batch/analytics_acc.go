@@ -173,8 +173,12 @@ type analyzer struct {
 	regionInfo  []analytics.Region
 	regionState []int32 // state index of each region (-1 unknown)
 	states      interner
-	regStats    [2][]regionStat // by scope, region
-	custRegion  []int32         // region of each customer's address
+	regStats    []regionStat // merchant scope, by region
+	// The customer scope: its few regions (the customers' addresses)
+	// numbered apart.
+	homeStats  []regionStat // by home
+	homeRegion []int32      // region of each home
+	custHome   []int32      // home of each customer
 
 	types interner
 
@@ -266,10 +270,19 @@ func newAnalyzer(m *txpipe.Master, cardIdx *cardIndex) *analyzer {
 		a.cards[i].lastDay = math.MinInt64
 		a.mp.cardCust[i] = a.cards[i].cust
 	}
-	a.custRegion = make([]int32, len(m.Customers))
+	a.custHome = make([]int32, len(m.Customers))
+	homes := map[int32]int32{} // region → home
 	for i, c := range m.Customers {
-		a.custRegion[i] = a.region(c.Address)
+		r := a.region(c.Address)
+		h, ok := homes[r]
+		if !ok {
+			h = int32(len(a.homeRegion))
+			homes[r] = h
+			a.homeRegion = append(a.homeRegion, r)
+		}
+		a.custHome[i] = h
 	}
+	a.homeStats = make([]regionStat, len(a.homeRegion))
 	return a
 }
 
@@ -297,9 +310,7 @@ func (a *analyzer) region(address string) int32 {
 			st, _ = a.states.id(reg.State)
 		}
 		a.regionState = append(a.regionState, st)
-		for s := range a.regStats {
-			a.regStats[s] = append(a.regStats[s], regionStat{})
-		}
+		a.regStats = append(a.regStats, regionStat{})
 	}
 	return i
 }
@@ -445,9 +456,9 @@ func (a *analyzer) addRow(c *txCols, i int, reg int32) {
 	}
 
 	// Regions, in both scopes.
-	home := a.custRegion[cs.cust]
-	for s, rg := range [2]int32{scopeCustomer: home, scopeMerchant: reg} {
-		st := &a.regStats[s][rg]
+	h := a.custHome[cs.cust]
+	home := a.homeRegion[h]
+	for _, st := range [2]*regionStat{scopeCustomer: &a.homeStats[h], scopeMerchant: &a.regStats[reg]} {
 		st.n++
 		st.types.add(ty, 1)
 		if approved {

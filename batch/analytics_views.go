@@ -152,10 +152,20 @@ func (a *analyzer) regionsView() viewData {
 		}
 		return cmp.Or(strings.Compare(rx.State, ry.State), strings.Compare(rx.City, ry.City))
 	})
+	homes := map[int]*regionStat{} // region → its customer-scope stats
+	for h, r := range a.homeRegion {
+		homes[int(r)] = &a.homeStats[h]
+	}
+	var none regionStat
 	for s, scope := range [2]string{scopeCustomer: "customer", scopeMerchant: "merchant"} {
 		var total *regionStat
 		for j, r := range order {
-			info, st := a.regionInfo[r], &a.regStats[s][r]
+			info, st := a.regionInfo[r], &a.regStats[r]
+			if s == scopeCustomer {
+				if st = homes[r]; st == nil {
+					st = &none
+				}
+			}
 			if info.State == "" {
 				if st.n > 0 {
 					rows = append(rows, regionRow{scope, "", "", st})
