@@ -262,6 +262,7 @@ func (r *run) tables() []string {
 
 // output is a file written to a temporary name until commit.
 type output struct {
+	sync   func() error // nil: commit syncs
 	commit func() error
 	abort  func()
 	done   bool
@@ -279,6 +280,27 @@ func (outs outputs) abort() {
 }
 
 func (outs outputs) commit() error {
+	// The files are synced side by side (each sync mostly waits for the
+	// disk), then renamed in turn.
+	errs := make(chan error, len(outs))
+	for _, o := range outs {
+		go func() {
+			if o.sync == nil {
+				errs <- nil
+				return
+			}
+			errs <- o.sync()
+		}()
+	}
+	var first error
+	for range outs {
+		if err := <-errs; first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return first
+	}
 	for _, o := range outs {
 		o.done = true
 		if err := o.commit(); err != nil {
@@ -397,7 +419,7 @@ func (r *run) execute(parent context.Context) (err error) {
 			return nil, err
 		}
 		outMu.Lock()
-		outs = append(outs, &output{commit: w.Commit, abort: w.Abort})
+		outs = append(outs, &output{sync: w.Sync, commit: w.Commit, abort: w.Abort})
 		outMu.Unlock()
 		return w, nil
 	}
@@ -558,48 +580,117 @@ func (r *run) writeMaster(ctx context.Context, readTx *sql.Tx, master *txpipe.Ma
 		return nil, err
 	}
 	r.cards, r.customers = cards, customers
-	cw, err := addCSV(csvfile.CardsUpdatedFile, csvfile.CardColumns)
+	cut := cutoffs(r.sum.Cutoffs)
+	// The files on both cores while the tables load.
+	fileErr := make(chan error, 1)
+	go func() { fileErr <- r.writeMasterFiles(cards, customers, cut, addCSV, addParquet) }()
+	if r.o.DB != nil {
+		err = r.writeMasterViews(ctx, r.readConn, cards, customers)
+		if err == nil {
+			err = writeCutoffs(ctx, r.readConn, cutoffsTable+"_next", r.o.Topic, 0, cut)
+		}
+	}
+	if ferr := <-fileErr; ferr != nil {
+		return nil, ferr
+	}
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range cards {
-		if err := cw.WriteCard(c); err != nil {
-			return nil, fmt.Errorf("card_id %d: %w", c.ID, err)
+	return changed, nil
+}
+
+// writeMasterFiles writes cards_updated.csv and customers_updated.csv
+// side by side (and their Parquet files), then batch_cutoffs.csv.
+func (r *run) writeMasterFiles(cards []txpipe.Card, customers []txpipe.Customer, cut cutoffs,
+	addCSV func(string, []string) (*csvfile.Writer, error), addParquet func(string, *arrow.Schema) (*parquetOut, error)) error {
+	err := parallel(2, func(i int) error {
+		if i == 0 {
+			return writeRows(addCSV, csvfile.CardsUpdatedFile, csvfile.CardColumns, len(cards), func(b []byte, k int) []byte {
+				return appendCardRow(b, &cards[k])
+			})
 		}
-	}
-	uw, err := addCSV(csvfile.CustomersUpdFile, csvfile.CustomerColumns)
+		return writeRows(addCSV, csvfile.CustomersUpdFile, csvfile.CustomerColumns, len(customers), func(b []byte, k int) []byte {
+			return appendCustomerRow(b, &customers[k])
+		})
+	})
 	if err != nil {
-		return nil, err
-	}
-	for _, c := range customers {
-		if err := uw.WriteCustomer(c); err != nil {
-			return nil, fmt.Errorf("customer_id %d: %w", c.ID, err)
-		}
+		return err
 	}
 	if r.o.Parquet {
 		if err := r.writeMasterParquet(addParquet, cards, customers); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	cw2, err := addCSV(csvfile.CutoffsFile, CutoffColumns)
+	cw, err := addCSV(csvfile.CutoffsFile, CutoffColumns)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	cut := cutoffs(r.sum.Cutoffs)
 	for _, p := range slices.Sorted(maps.Keys(cut)) {
-		if err := cw2.Write([]string{r.o.Topic, strconv.Itoa(int(p)), strconv.FormatInt(cut[p], 10)}); err != nil {
-			return nil, err
+		if err := cw.Write([]string{r.o.Topic, strconv.Itoa(int(p)), strconv.FormatInt(cut[p], 10)}); err != nil {
+			return err
 		}
 	}
-	if r.o.DB != nil {
-		if err := r.writeMasterViews(ctx, r.readConn, cards, customers); err != nil {
-			return nil, err
-		}
-		if err := writeCutoffs(ctx, r.readConn, cutoffsTable+"_next", r.o.Topic, 0, cut); err != nil {
-			return nil, err
+	return nil
+}
+
+// writeRows writes n rows, row k appended by row, to a new CSV file, and
+// syncs it.
+func writeRows(addCSV func(string, []string) (*csvfile.Writer, error), name string, header []string, n int, row func(b []byte, k int) []byte) error {
+	w, err := addCSV(name, header)
+	if err != nil {
+		return err
+	}
+	var b []byte
+	for k := range n {
+		b = row(b, k)
+		if len(b) >= csvChunk || k == n-1 {
+			if err := w.WriteEncoded(b); err != nil {
+				return err
+			}
+			b = b[:0]
 		}
 	}
-	return changed, nil
+	return w.Sync()
+}
+
+// appendCardRow appends a cards row as csvfile.Writer.WriteCard writes
+// it (numbers and money are never quoted).
+func appendCardRow(b []byte, c *txpipe.Card) []byte {
+	b = strconv.AppendInt(b, c.ID, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, c.CustomerID, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, c.CardTypeID, 10)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.Number)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.Expiration)
+	b = append(b, ',')
+	b = c.CreditLimit.Append(b)
+	b = append(b, ',')
+	b = c.CurrentBalance.Append(b)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.IssueDate)
+	return append(b, '\n')
+}
+
+// appendCustomerRow appends a customers row as
+// csvfile.Writer.WriteCustomer writes it.
+func appendCustomerRow(b []byte, c *txpipe.Customer) []byte {
+	b = strconv.AppendInt(b, c.ID, 10)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.Name)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.Phone)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.Address)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.Email)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, c.CreditScore, 10)
+	b = append(b, ',')
+	b = c.AnnualIncome.Append(b)
+	return append(b, '\n')
 }
 
 func (r *run) startWorker(name string, consume func(<-chan arrow.Record) error) {
