@@ -54,17 +54,17 @@ func (b *bencher) batchCSVStage(ctx context.Context, rep *Report) error {
 	// raw read, as it does not in `txpipe batch`.
 	b.enc = encoded{}
 	runtime.GC()
-	run := func(analytics bool) (time.Duration, error) {
-		begin := time.Now()
+	run := func(analytics bool) (measured, error) {
+		m := startMeasure()
 		sum, err := batch.Run(ctx, batch.Options{DataDir: b.data, ResultsDir: results, Analytics: analytics, Log: b.log})
-		took := time.Since(begin)
+		m.stop()
 		if err != nil {
-			return 0, err
+			return m, err
 		}
 		if sum.Transactions != rows {
-			return 0, fmt.Errorf("the batch read %d rows of %s, want %d", sum.Transactions, streamFile, rows)
+			return m, fmt.Errorf("the batch read %d rows of %s, want %d", sum.Transactions, streamFile, rows)
 		}
-		return took, nil
+		return m, nil
 	}
 	// A first run warms the page cache and gives the output bytes.
 	if _, err := run(false); err != nil {
@@ -88,19 +88,23 @@ func (b *bencher) batchCSVStage(ctx context.Context, rep *Report) error {
 	if err := os.MkdirAll(rawDir, 0o755); err != nil {
 		return err
 	}
-	raw, plain, withAn := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
+	raw, plain, withAn := measured{wall: math.MaxInt64}, measured{wall: math.MaxInt64}, measured{wall: math.MaxInt64}
 	for round := range csvRounds {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		read, n, err := rawCSVRead(streamFile)
+		read := startMeasure()
+		n, err := rawCSVRead(streamFile)
+		read.stop()
 		if err != nil {
 			return fmt.Errorf("raw read: %w", err)
 		}
 		if n != rows {
 			return fmt.Errorf("raw read: %d records in %s, want %d", n, streamFile, rows)
 		}
-		write, err := rawWrite(rawDir, views)
+		write := startMeasure()
+		err = rawWrite(rawDir, views)
+		write.stop()
 		if err != nil {
 			return fmt.Errorf("raw write: %w", err)
 		}
@@ -112,12 +116,23 @@ func (b *bencher) batchCSVStage(ctx context.Context, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		b.log.Info("bench: batch-csv round", "round", round+1, "raw_read_s", read.Seconds(), "raw_write_s", write.Seconds(),
-			"batch_s", p.Seconds(), "batch_analytics_s", a.Seconds())
-		raw, plain, withAn = min(raw, read+write), min(plain, p), min(withAn, a)
+		b.log.Info("bench: batch-csv round", "round", round+1, "raw_read_s", read.wall.Seconds(), "raw_write_s", write.wall.Seconds(),
+			"batch_s", p.wall.Seconds(), "batch_analytics_s", a.wall.Seconds(),
+			"raw_cpu_s", read.cpu+write.cpu, "batch_cpu_s", p.cpu, "batch_analytics_cpu_s", a.cpu)
+		if r := (measured{wall: read.wall + write.wall, cpu: read.cpu + write.cpu}); r.wall < raw.wall {
+			raw = r
+		}
+		if p.wall < plain.wall {
+			plain = p
+		}
+		if a.wall < withAn.wall {
+			withAn = a
+		}
 	}
-	rep.BatchCSV.finish(rows, raw, rows, plain)
-	rep.BatchCSVAnalytics.finish(rows, raw, rows, withAn)
+	rep.BatchCSV.finish(rows, raw.wall, rows, plain.wall)
+	rep.BatchCSVAnalytics.finish(rows, raw.wall, rows, withAn.wall)
+	rep.BatchCSV.RawCPU, rep.BatchCSV.CPU = raw.cpu, plain.cpu
+	rep.BatchCSVAnalytics.RawCPU, rep.BatchCSVAnalytics.CPU = raw.cpu, withAn.cpu
 	b.logStage(rep.BatchCSV)
 	b.logStage(rep.BatchCSVAnalytics)
 
@@ -141,6 +156,21 @@ func (b *bencher) batchCSVStage(ctx context.Context, rep *Report) error {
 		}
 	}
 	return b.batchCSVChild(ctx, rep, results, rows)
+}
+
+// measured is the wall-clock and CPU time (of the whole process) of a
+// measured run.
+type measured struct {
+	wall  time.Duration
+	cpu   float64 // seconds
+	begin time.Time
+}
+
+func startMeasure() measured { return measured{begin: time.Now(), cpu: -cpuSeconds()} }
+
+func (m *measured) stop() {
+	m.wall = time.Since(m.begin)
+	m.cpu += cpuSeconds()
 }
 
 // writeStreamCSV writes the validate stage's results (the validated
@@ -207,13 +237,12 @@ func (b *bencher) writeStreamCSV(ctx context.Context, path string) (int64, error
 }
 
 // rawCSVRead reads a CSV file with encoding/csv (records reused), every
-// record split into its fields and nothing else, and returns the time it
-// took and the records after the header.
-func rawCSVRead(path string) (time.Duration, int64, error) {
-	begin := time.Now()
+// record split into its fields and nothing else, and returns the records
+// after the header.
+func rawCSVRead(path string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	defer f.Close()
 	r := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
@@ -225,28 +254,26 @@ func rawCSVRead(path string) (time.Duration, int64, error) {
 			break
 		}
 		if err != nil {
-			return 0, n, err
+			return n, err
 		}
 		n++
 	}
-	return time.Since(begin), n - 1, nil
+	return n - 1, nil
 }
 
 // rawWrite writes each of files to a temporary file in dir (256 KiB at a
-// time), syncs it and renames it into place, one after the other, and
-// returns the time it took.
-func rawWrite(dir string, files [][]byte) (time.Duration, error) {
-	begin := time.Now()
+// time), syncs it and renames it into place, one after the other.
+func rawWrite(dir string, files [][]byte) error {
 	for i, data := range files {
 		f, err := os.CreateTemp(dir, ".raw.*.tmp")
 		if err != nil {
-			return 0, err
+			return err
 		}
 		for p := data; len(p) > 0; {
 			k := min(len(p), 256<<10)
 			if _, err := f.Write(p[:k]); err != nil {
 				f.Close()
-				return 0, err
+				return err
 			}
 			p = p[k:]
 		}
@@ -259,10 +286,10 @@ func rawWrite(dir string, files [][]byte) (time.Duration, error) {
 		}
 		if err != nil {
 			os.Remove(f.Name())
-			return 0, err
+			return err
 		}
 	}
-	return time.Since(begin), nil
+	return nil
 }
 
 // batchCSVChild runs `txpipe batch --no-publish` in CSV mode on the

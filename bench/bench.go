@@ -110,6 +110,10 @@ type Stage struct {
 	// stage (consume for validate and sink, batch for batch); 0 when not
 	// measured.
 	RSSMiB float64
+	// RawCPU and CPU are the CPU seconds the process used during the raw
+	// and the txpipe run measured (the CSV batch stages only; on a shared
+	// machine they vary less than the wall-clock times).
+	RawCPU, CPU float64
 }
 
 // Report is the outcome of a run.
@@ -205,8 +209,8 @@ func (r Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(&b, "(batch vs +LOAD DATA: the MySQL batch against the raw SELECT plus a raw LOAD DATA of the same view rows)\n")
 	}
 	if s, a := r.BatchCSV, r.BatchCSVAnalytics; s.Rate > 0 && a.Rate > 0 {
-		fmt.Fprintf(&b, "(batch-csv: the batch in CSV mode against a raw CSV read plus a raw write of the same view files: %.3f s raw, %.3f s without analytics, %.3f s with them (%.0f %% slower); peak RSS %s MiB without, %s MiB with)\n",
-			s.Raw.Seconds(), s.Txpipe.Seconds(), a.Txpipe.Seconds(), 100*(s.Rate/a.Rate-1), mib(s.RSSMiB), mib(a.RSSMiB))
+		fmt.Fprintf(&b, "(batch-csv: the batch in CSV mode against a raw CSV read plus a raw write of the same view files: %.3f s raw, %.3f s without analytics, %.3f s with them (%.0f %% slower); CPU %.2f s, %.2f s and %.2f s; peak RSS %s MiB without, %s MiB with)\n",
+			s.Raw.Seconds(), s.Txpipe.Seconds(), a.Txpipe.Seconds(), 100*(s.Rate/a.Rate-1), s.RawCPU, s.CPU, a.CPU, mib(s.RSSMiB), mib(a.RSSMiB))
 	}
 	if r.ConsumeRSSMiB > 0 {
 		fmt.Fprintf(&b, "(txpipe RSS: peak of a `txpipe consume` child, validator and sink in one process, %.1f s including 3 s idle; of `txpipe batch --no-publish`)\n", r.ConsumeChild.Seconds())
