@@ -229,6 +229,8 @@ type run struct {
 	closed  bool
 	sum     Summary
 
+	recs *recycler // the memory of the records read and settled
+
 	noLoad      atomic.Bool // the server refused LOAD DATA LOCAL INFILE
 	refusedOnce sync.Once
 
@@ -319,6 +321,8 @@ func (r *run) execute(parent context.Context) (err error) {
 	defer cancel(nil)
 	r.ctx, r.cancel = ctx, cancel
 	o := r.o
+	r.recs = newRecycler(o.Alloc)
+	defer r.recs.close() // last: after every record is released
 	if err := os.MkdirAll(o.ResultsDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", o.ResultsDir, err)
 	}
@@ -373,7 +377,7 @@ func (r *run) execute(parent context.Context) (err error) {
 	var readTx *sql.Tx
 	var csvStream *streamReader
 	if o.DB == nil {
-		csvStream = startStreamCSV(ctx, r.path(csvfile.StreamFile), o.Alloc, o.BatchRows)
+		csvStream = startStreamCSV(ctx, r.path(csvfile.StreamFile), r.recs, o.BatchRows)
 		defer csvStream.stop()
 	}
 	if o.DB != nil {
@@ -479,7 +483,7 @@ func (r *run) execute(parent context.Context) (err error) {
 		})
 	}
 	if o.DB != nil {
-		b := newTxBuilder(o.Alloc, o.BatchRows)
+		b := newTxBuilder(r.recs, o.BatchRows)
 		cut := cutoffs{}
 		r.sum.Cutoffs = cut
 		err = readStreamMySQL(ctx, readTx, b, cut, r.emit)
@@ -782,7 +786,7 @@ func (r *run) settle(in arrow.Record) (arrow.Record, error) {
 	c := columns(in)
 	var sb strCol
 	sb.reserve = c.n * len(txpipe.StatusApproved)
-	sb.init(r.o.Alloc, c.n, false)
+	sb.init(r.recs, c.n, false)
 	defer sb.release() // after an error
 	approved, declined := int64(0), int64(0)
 	for i := 0; i < c.n; i++ {

@@ -1,6 +1,9 @@
 package batch
 
 import (
+	"math/bits"
+	"sync"
+
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/bitutil"
@@ -151,4 +154,87 @@ func (c *strCol) release() {
 			b.Release()
 		}
 	}
+}
+
+// recycler is an allocator that hands out the memory of freed buffers
+// again: the records of a run ask for the same few sizes over and over,
+// and recycled memory is neither zeroed again nor left to the garbage
+// collector. It serves buffers of at least recycleMin bytes from size
+// classes (powers of two) and keeps at most recycleMax bytes; the rest
+// goes to the allocator beneath. Its users do not expect zeroed memory.
+// close returns what it keeps.
+type recycler struct {
+	mem    memory.Allocator
+	mu     sync.Mutex
+	free   map[int][][]byte // by capacity
+	kept   int
+	closed bool
+}
+
+const (
+	recycleMin = 64 << 10
+	recycleMax = 256 << 20
+)
+
+func newRecycler(mem memory.Allocator) *recycler {
+	return &recycler{mem: mem, free: map[int][][]byte{}}
+}
+
+func (r *recycler) Allocate(size int) []byte {
+	if size < recycleMin {
+		return r.mem.Allocate(size)
+	}
+	class := 1 << bits.Len(uint(size-1))
+	r.mu.Lock()
+	if l := r.free[class]; len(l) > 0 {
+		b := l[len(l)-1]
+		r.free[class] = l[:len(l)-1]
+		r.kept -= class
+		r.mu.Unlock()
+		return b[:size]
+	}
+	r.mu.Unlock()
+	return r.mem.Allocate(class)[:size]
+}
+
+func (r *recycler) Reallocate(size int, b []byte) []byte {
+	if cap(b) >= size {
+		return b[:size]
+	}
+	nb := r.Allocate(size)
+	copy(nb, b)
+	r.Free(b)
+	return nb
+}
+
+func (r *recycler) Free(b []byte) {
+	c := cap(b)
+	if c < recycleMin {
+		r.mem.Free(b)
+		return
+	}
+	b = b[:c] // as allocated
+	r.mu.Lock()
+	if r.closed || c&(c-1) != 0 || r.kept+c > recycleMax {
+		r.mu.Unlock()
+		r.mem.Free(b)
+		return
+	}
+	r.free[c] = append(r.free[c], b)
+	r.kept += c
+	r.mu.Unlock()
+}
+
+// close returns the buffers kept to the allocator beneath; buffers freed
+// after it go there at once.
+func (r *recycler) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	for _, l := range r.free {
+		for _, b := range l {
+			r.mem.Free(b)
+		}
+	}
+	r.free, r.kept = nil, 0
 }

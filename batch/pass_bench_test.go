@@ -55,7 +55,7 @@ func passData(b *testing.B) {
 		if pass.err != nil {
 			return
 		}
-		r := &run{o: Options{Alloc: memory.DefaultAllocator}, cardIdx: newCardIndex(pass.master.Cards), sums: make([]txpipe.Money, len(pass.master.Cards))}
+		r := &run{o: Options{Alloc: memory.DefaultAllocator}, recs: newRecycler(memory.DefaultAllocator), cardIdx: newCardIndex(pass.master.Cards), sums: make([]txpipe.Money, len(pass.master.Cards))}
 		bld := newTxBuilder(memory.DefaultAllocator, DefaultBatchRows)
 		defer bld.release()
 		pass.err = readStreamCSV(filepath.Join(pass.dir, "results", csvfile.StreamFile), bld, cutoffs{}, func(rec arrow.Record) error {
