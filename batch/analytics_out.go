@@ -2,11 +2,14 @@ package batch
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -48,33 +51,35 @@ func appendText(b []byte, c *analytics.Column, v cell) []byte {
 	return b
 }
 
-// writeCSV writes every row of the view.
+// writeCSV writes every row of the view, as csvfile.Writer.Write would
+// (only text is ever quoted: the other values are digits, signs, points
+// and dashes).
 func (v *viewData) writeCSV(w *csvfile.Writer) error {
 	var (
-		row    []cell
-		buf    []byte
-		ends   []int
-		fields []string
+		row []cell
+		buf []byte
 	)
 	for i := range v.n {
 		row = v.row(i, row[:0])
 		if len(row) != len(v.view.Columns) {
 			return fmt.Errorf("view %s row %d has %d values for %d columns", v.view.Name, i+1, len(row), len(v.view.Columns))
 		}
-		buf, ends = buf[:0], ends[:0]
 		for j := range row {
-			buf = appendText(buf, &v.view.Columns[j], row[j])
-			ends = append(ends, len(buf))
+			if j > 0 {
+				buf = append(buf, ',')
+			}
+			if c := &v.view.Columns[j]; c.Type == analytics.Text && !row[j].null {
+				buf = csvfile.AppendField(buf, row[j].s)
+			} else {
+				buf = appendText(buf, c, row[j])
+			}
 		}
-		s := string(buf)
-		fields = fields[:0]
-		start := 0
-		for _, e := range ends {
-			fields = append(fields, s[start:e])
-			start = e
-		}
-		if err := w.Write(fields); err != nil {
-			return fmt.Errorf("row %d: %w", i+1, err)
+		buf = append(buf, '\n')
+		if len(buf) >= csvChunk || i == v.n-1 {
+			if err := w.WriteEncoded(buf); err != nil {
+				return fmt.Errorf("row %d: %w", i+1, err)
+			}
+			buf = buf[:0]
 		}
 	}
 	return nil
@@ -217,17 +222,15 @@ func (r *run) writeAnalyticsMySQL(ctx context.Context, tx *sql.Tx, v *viewData) 
 // files; with conn, to their <table>_next tables in one transaction.
 func (r *run) writeViews(ctx context.Context, views []viewData, files bool, conn *sql.Conn,
 	addCSV func(string, []string) (*csvfile.Writer, error), addParquet func(string, *arrow.Schema) (*parquetOut, error)) error {
-	var tx *sql.Tx
-	if conn != nil {
-		var err error
-		if tx, err = conn.BeginTx(ctx, nil); err != nil {
-			return fmt.Errorf("analytics: write the tables: %w", err)
+	// The files on both cores while the tables load.
+	fileErr := make(chan error, 1)
+	go func() {
+		if !files {
+			fileErr <- nil
+			return
 		}
-		defer tx.Rollback()
-	}
-	for i := range views {
-		v := &views[i]
-		if files {
+		fileErr <- parallel(len(views), func(i int) error {
+			v := &views[i]
 			w, err := addCSV(v.view.File(), v.view.ColumnNames())
 			if err != nil {
 				return err
@@ -244,20 +247,64 @@ func (r *run) writeViews(ctx context.Context, views []viewData, files bool, conn
 					return fmt.Errorf("analytics: %w", err)
 				}
 			}
-		}
-		if tx != nil {
-			if err := r.writeAnalyticsMySQL(ctx, tx, v); err != nil {
-				return fmt.Errorf("analytics: %w", err)
-			}
+			return context.Cause(ctx)
+		})
+	}()
+	err := r.writeViewTables(ctx, views, conn)
+	if ferr := <-fileErr; ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+// writeViewTables writes views to their <table>_next tables in one
+// transaction through conn (nothing when conn is nil).
+func (r *run) writeViewTables(ctx context.Context, views []viewData, conn *sql.Conn) error {
+	if conn == nil {
+		return nil
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("analytics: write the tables: %w", err)
+	}
+	defer tx.Rollback()
+	for i := range views {
+		if err := r.writeAnalyticsMySQL(ctx, tx, &views[i]); err != nil {
+			return fmt.Errorf("analytics: %w", err)
 		}
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}
 	}
-	if tx != nil {
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("analytics: write the tables: commit: %w", err)
-		}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("analytics: write the tables: commit: %w", err)
 	}
 	return nil
+}
+
+// parallel calls fn for every i below n on two goroutines (the batch's
+// two cores), each taking the next i in turn, and returns the first error
+// (after which no further i is started).
+func parallel(n int, fn func(i int) error) error {
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errs [2]error
+	)
+	for g := range errs {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if errs[g] = fn(i); errs[g] != nil {
+					next.Store(int64(n))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return cmp.Or(errs[0], errs[1])
 }

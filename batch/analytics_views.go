@@ -103,19 +103,32 @@ type analyticsInput struct {
 // earlyViews computes every analytics view but the segments, once the
 // pass is over, and keeps them in a.early.
 func (a *analyzer) earlyViews() []viewData {
-	a.finishLostSales()
-	a.merchants.finish(a.total.minWeeklyVolume, &a.drops)
-	a.early = []viewData{
-		a.regionsView(),
-		a.timePatternsView(),
-		a.dailyView(),
-		a.declineReasonsView(),
-		a.lostSalesView(),
-		a.merchantDropsView(),
-		a.refundRatesView(),
-		a.kpisView(),
-		a.forecastView(),
+	p := a.mp
+	p.finishLostSales()
+	p.merchants.finish(p.minWeekly, &p.drops)
+	for day, r := range p.dayRefunds {
+		if d := a.days[day]; d != nil { // both halves saw the same days
+			d.refunds, d.refundAmount = r[0], r[1]
+		}
 	}
+	// Each view reads the pass only (kpis and merchant drops also change
+	// what only they read): they are computed side by side.
+	build := []func() viewData{
+		a.regionsView,
+		a.timePatternsView,
+		a.dailyView,
+		a.declineReasonsView,
+		a.lostSalesView,
+		a.merchantDropsView,
+		a.refundRatesView,
+		a.kpisView,
+		a.forecastView,
+	}
+	a.early = make([]viewData, len(build))
+	parallel(len(build), func(i int) error {
+		a.early[i] = build[i]()
+		return nil
+	})
 	return a.early
 }
 
@@ -139,10 +152,20 @@ func (a *analyzer) regionsView() viewData {
 		}
 		return cmp.Or(strings.Compare(rx.State, ry.State), strings.Compare(rx.City, ry.City))
 	})
+	homes := map[int]*regionStat{} // region → its customer-scope stats
+	for h, r := range a.homeRegion {
+		homes[int(r)] = &a.homeStats[h]
+	}
+	var none regionStat
 	for s, scope := range [2]string{scopeCustomer: "customer", scopeMerchant: "merchant"} {
 		var total *regionStat
 		for j, r := range order {
-			info, st := a.regionInfo[r], &a.regStats[s][r]
+			info, st := a.regionInfo[r], &a.regStats[r]
+			if s == scopeCustomer {
+				if st = homes[r]; st == nil {
+					st = &none
+				}
+			}
 			if info.State == "" {
 				if st.n > 0 {
 					rows = append(rows, regionRow{scope, "", "", st})
@@ -169,7 +192,8 @@ func (a *analyzer) regionsView() viewData {
 		for _, d := range st.decl {
 			dst = append(dst, intc(d))
 		}
-		dst = topCells(dst, topK(st.types, a.types.names, 3), st.types, a.types.names, 3)
+		types := st.types.counts()
+		dst = topCells(dst, topK(types, a.types.names, 3), types, a.types.names, 3)
 		return append(dst, intc(st.outSpend), ratec(st.outSpend, st.spend))
 	}}
 }
@@ -184,11 +208,8 @@ func (s *regionStat) add(o *regionStat) {
 		s.decl[i] += o.decl[i]
 	}
 	s.outSpend += o.outSpend
-	for t, n := range o.types {
-		for t >= len(s.types) {
-			s.types = append(s.types, 0)
-		}
-		s.types[t] += n
+	for t, n := range o.types.counts() {
+		s.types.add(int32(t), n)
 	}
 }
 
@@ -347,10 +368,11 @@ func (a *analyzer) segmentsView(in analyticsInput) viewData {
 	}
 	addCard := func(s *segment, k int) {
 		s.cards++
-		s.tx += a.cTx[k]
-		s.declined += a.cDeclined[k]
-		s.spend += a.cSpend[k]
-		s.amount += a.cAmount[k]
+		cs := &a.cards[k]
+		s.tx += cs.tx
+		s.declined += cs.declined
+		s.spend += cs.spend
+		s.amount += cs.amount
 		s.balance += int64(in.cards[k].CurrentBalance)
 		s.limit += int64(m.Cards[k].CreditLimit)
 	}
@@ -363,7 +385,7 @@ func (a *analyzer) segmentsView(in analyticsInput) viewData {
 	}
 	seen := map[[2]int64]bool{} // (card type, customer) counted
 	for k, c := range m.Cards {
-		ci := a.cardCust[k]
+		ci := a.cards[k].cust
 		for _, s := range dims[ci] {
 			addCard(s, k)
 		}
@@ -406,13 +428,13 @@ func (a *analyzer) spanDays() (total int64, byWeekday [7]int64) {
 
 func (a *analyzer) timePatternsView() viewData {
 	total, byWeekday := a.spanDays()
-	names := a.merchants.names
+	names := a.mp.merchants.names
 	// The top 3 merchants of every slot, in one pass over the merchants.
 	var top [numSlots][]int
 	var counts [numSlots][]int64
 	var c [numSlots]int64
 	for m := range int32(len(names)) {
-		a.merchants.slots(a.merchants.stat(m), &c)
+		a.mp.merchants.slots(a.mp.merchants.stat(m), &c)
 		for s, n := range c {
 			if n == 0 {
 				continue
@@ -462,7 +484,8 @@ func (a *analyzer) timePatternsView() viewData {
 				dst = append(dst, nullc, nullc)
 			}
 		}
-		return topCells(dst, topK(r.st.types, a.types.names, 3), r.st.types, a.types.names, 3)
+		types := r.st.types.counts()
+		return topCells(dst, topK(types, a.types.names, 3), types, a.types.names, 3)
 	}}
 }
 
@@ -519,28 +542,28 @@ func (a *analyzer) lostSalesView() viewData {
 		merchant, reason int32
 		s                lostStat
 	}
-	names := a.merchants.names
-	rows := make([]lostRow, 0, len(a.lost))
-	for k, s := range a.lost {
+	names := a.mp.merchants.names
+	rows := make([]lostRow, 0, len(a.mp.lost))
+	for k, s := range a.mp.lost {
 		rows = append(rows, lostRow{int32(k >> 20), int32(k & (1<<20 - 1)), s})
 	}
 	slices.SortFunc(rows, func(x, y lostRow) int {
 		return cmp.Or(cmp.Compare(y.s.lostAmount, x.s.lostAmount), cmp.Compare(y.s.lost, x.s.lost),
 			strings.Compare(names[x.merchant], names[y.merchant]),
-			strings.Compare(a.reasons.names[x.reason], a.reasons.names[y.reason]))
+			strings.Compare(a.mp.reasons.names[x.reason], a.mp.reasons.names[y.reason]))
 	})
 	return viewData{view: mustView(analytics.LostSales), n: len(rows), row: func(i int, dst []cell) []cell {
 		r := rows[i]
-		return append(dst, strc(names[r.merchant]), strc(a.reasons.names[r.reason]), intc(r.s.declines),
+		return append(dst, strc(names[r.merchant]), strc(a.mp.reasons.names[r.reason]), intc(r.s.declines),
 			intc(r.s.recovered), intc(r.s.lost), intc(r.s.lostAmount), ratec(r.s.lost, r.s.declines))
 	}}
 }
 
 func (a *analyzer) merchantDropsView() viewData {
-	names := a.merchants.names
+	names := a.mp.merchants.names
 	complete := func(monday analytics.Day) bool { return a.any && monday >= a.first && monday+6 <= a.last }
 	// Both weeks inside the span.
-	rows := slices.DeleteFunc(a.drops, func(d weekDrop) bool { return !complete(d.week-7) || !complete(d.week) })
+	rows := slices.DeleteFunc(a.mp.drops, func(d weekDrop) bool { return !complete(d.week-7) || !complete(d.week) })
 	slices.SortFunc(rows, func(x, y weekDrop) int {
 		// The larger (prev-n)/prev first, compared exactly.
 		xh, xl := bits.Mul64(uint64(x.prevN-x.n), uint64(y.prevN))
@@ -561,28 +584,28 @@ func (a *analyzer) refundRatesView() viewData {
 		sales, refunds, linked, amount int64
 	}
 	var rows []refundRow
-	types := make([]int, 0, len(a.types.names))
-	for t := range a.types.names {
-		if !a.typeRefund[t] && (a.typeSales[t] > 0 || a.typeRefunds[t] > 0) {
+	types := make([]int, 0, len(a.mp.types.names))
+	for t := range a.mp.types.names {
+		if !a.mp.typeRefund[t] && (a.mp.typeSales[t] > 0 || a.mp.typeRefunds[t] > 0) {
 			types = append(types, t)
 		}
 	}
-	slices.SortFunc(types, func(x, y int) int { return strings.Compare(a.types.names[x], a.types.names[y]) })
+	slices.SortFunc(types, func(x, y int) int { return strings.Compare(a.mp.types.names[x], a.mp.types.names[y]) })
 	for _, t := range types {
-		rows = append(rows, refundRow{"transaction_type", a.types.names[t], a.typeSales[t], a.typeRefunds[t], a.typeLinked[t], a.typeRefundAmt[t]})
+		rows = append(rows, refundRow{"transaction_type", a.mp.types.names[t], a.mp.typeSales[t], a.mp.typeRefunds[t], a.mp.typeLinked[t], a.mp.typeRefundAmt[t]})
 	}
-	if a.unlinkedRefunds > 0 {
-		rows = append(rows, refundRow{"transaction_type", "(unlinked)", 0, a.unlinkedRefunds, 0, a.unlinkedRefundAmt})
+	if a.mp.unlinkedRefunds > 0 {
+		rows = append(rows, refundRow{"transaction_type", "(unlinked)", 0, a.mp.unlinkedRefunds, 0, a.mp.unlinkedRefundAmt})
 	}
-	names := a.merchants.names
+	names := a.mp.merchants.names
 	var ms []int32
 	for m := range int32(len(names)) {
-		if a.merchants.stat(m).refunds > 0 {
+		if a.mp.merchants.stat(m).refunds > 0 {
 			ms = append(ms, m)
 		}
 	}
 	slices.SortFunc(ms, func(x, y int32) int {
-		return cmp.Or(cmp.Compare(a.merchants.stat(y).refunds, a.merchants.stat(x).refunds), strings.Compare(names[x], names[y]))
+		return cmp.Or(cmp.Compare(a.mp.merchants.stat(y).refunds, a.mp.merchants.stat(x).refunds), strings.Compare(names[x], names[y]))
 	})
 	nTypes := len(rows)
 	return viewData{view: mustView(analytics.RefundRates), n: nTypes + len(ms), row: func(i int, dst []cell) []cell {
@@ -591,7 +614,7 @@ func (a *analyzer) refundRatesView() viewData {
 			r = rows[i]
 		} else {
 			m := ms[i-nTypes]
-			st := a.merchants.stat(m)
+			st := a.mp.merchants.stat(m)
 			r = refundRow{"merchant", names[m], int64(st.sales), int64(st.refunds), int64(st.linked), st.refundAmt}
 		}
 		return append(dst, strc(r.dim), strc(r.key), intc(r.sales), intc(r.refunds), intc(r.linked), ratec(r.refunds, r.sales), intc(r.amount))
@@ -612,8 +635,8 @@ func (a *analyzer) kpisView() viewData {
 	rateK := func(name string, num, den int64) kpi {
 		return kpi{name, "rate", ratec(num, den), intc(num), intc(den)}
 	}
-	for k := range a.cTx {
-		if a.cTx[k] > 0 {
+	for k := range a.cards {
+		if a.cards[k].tx > 0 {
 			t.activeCards++
 		}
 	}
@@ -632,10 +655,10 @@ func (a *analyzer) kpisView() viewData {
 		moneyK("amount", t.amount),
 		moneyK("spend", t.spend),
 		{"average_ticket", "money", ticket, nullc, nullc},
-		count("sales", t.sales),
-		count("refunds", t.refunds),
-		rateK("refund_rate", t.refunds, t.sales),
-		moneyK("refund_amount", t.refundAmount),
+		count("sales", a.mp.sales),
+		count("refunds", a.mp.refunds),
+		rateK("refund_rate", a.mp.refunds, a.mp.sales),
+		moneyK("refund_amount", a.mp.refundAmount),
 		count("active_cards", t.activeCards),
 		count("days", total),
 		count("rejected_rows", t.rejected),

@@ -229,13 +229,15 @@ type run struct {
 	cancel   context.CancelCauseFunc
 	readConn *sql.Conn
 
-	cardIdx map[int64]int  // card id → index in master.Cards
+	cardIdx *cardIndex     // card id → index in master.Cards
 	sums    []txpipe.Money // approved amounts per card, by index
 	workers []*worker      // all the writers
 	shards  []*worker      // the loaders, each given every len(shards)-th record
 	batches int
 	closed  bool
 	sum     Summary
+
+	recs *recycler // the memory of the records read and settled
 
 	noLoad      atomic.Bool // the server refused LOAD DATA LOCAL INFILE
 	refusedOnce sync.Once
@@ -270,6 +272,7 @@ func (r *run) tables() []string {
 
 // output is a file written to a temporary name until commit.
 type output struct {
+	sync   func() error // nil: commit syncs
 	commit func() error
 	abort  func()
 	done   bool
@@ -287,6 +290,27 @@ func (outs outputs) abort() {
 }
 
 func (outs outputs) commit() error {
+	// The files are synced side by side (each sync mostly waits for the
+	// disk), then renamed in turn.
+	errs := make(chan error, len(outs))
+	for _, o := range outs {
+		go func() {
+			if o.sync == nil {
+				errs <- nil
+				return
+			}
+			errs <- o.sync()
+		}()
+	}
+	var first error
+	for range outs {
+		if err := <-errs; first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return first
+	}
 	for _, o := range outs {
 		o.done = true
 		if err := o.commit(); err != nil {
@@ -305,6 +329,8 @@ func (r *run) execute(parent context.Context) (err error) {
 	defer cancel(nil)
 	r.ctx, r.cancel = ctx, cancel
 	o := r.o
+	r.recs = newRecycler(o.Alloc)
+	defer r.recs.close() // last: after every record is released
 	if err := os.MkdirAll(o.ResultsDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", o.ResultsDir, err)
 	}
@@ -354,9 +380,14 @@ func (r *run) execute(parent context.Context) (err error) {
 
 	lap("master")
 	// Master data. In MySQL mode it and the stream are read in one
-	// snapshot.
+	// snapshot; in CSV mode the stream file is parsed meanwhile.
 	var master *txpipe.Master
 	var readTx *sql.Tx
+	var csvStream *streamReader
+	if o.DB == nil {
+		csvStream = startStreamCSV(ctx, r.path(csvfile.StreamFile), r.recs, o.BatchRows)
+		defer csvStream.stop()
+	}
 	if o.DB != nil {
 		readTx, err = r.readConn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 		if err != nil {
@@ -370,14 +401,11 @@ func (r *run) execute(parent context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	r.cardIdx = make(map[int64]int, len(master.Cards))
-	for i, c := range master.Cards {
-		r.cardIdx[c.ID] = i
-	}
+	r.cardIdx = newCardIndex(master.Cards)
 	r.sums = make([]txpipe.Money, len(master.Cards))
 	if o.Analytics {
 		r.an = newAnalyzer(master, r.cardIdx)
-		r.an.total.minWeeklyVolume = int64(o.MinWeeklyVolume)
+		r.an.mp.minWeekly = int64(o.MinWeeklyVolume)
 		if readTx != nil {
 			err = r.an.readMySQL(ctx, readTx, master)
 		} else {
@@ -403,7 +431,7 @@ func (r *run) execute(parent context.Context) (err error) {
 			return nil, err
 		}
 		outMu.Lock()
-		outs = append(outs, &output{commit: w.Commit, abort: w.Abort})
+		outs = append(outs, &output{sync: w.Sync, commit: w.Commit, abort: w.Abort})
 		outMu.Unlock()
 		return w, nil
 	}
@@ -436,8 +464,16 @@ func (r *run) execute(parent context.Context) (err error) {
 		r.startWorker("parquet", p.consume)
 	}
 	if r.an != nil {
+		// The two halves of the analytics pass, side by side.
+		r.startWorker("analytics merchants", r.an.mp.consume)
+		mp := r.workers[len(r.workers)-1]
 		r.startWorker("analytics", func(ch <-chan arrow.Record) error {
-			if err := r.an.consume(ch); err != nil || context.Cause(ctx) != nil {
+			err := r.an.consume(ch)
+			<-mp.done
+			if err == nil {
+				err = mp.err
+			}
+			if err != nil || context.Cause(ctx) != nil {
 				return err // a failed run writes nothing more
 			}
 			// Every view but the segments (which need the re-scored
@@ -454,15 +490,16 @@ func (r *run) execute(parent context.Context) (err error) {
 			return err
 		})
 	}
-	b := newTxBuilder(o.Alloc, o.BatchRows)
-	cut := cutoffs{}
-	r.sum.Cutoffs = cut
 	if o.DB != nil {
+		b := newTxBuilder(r.recs, o.BatchRows)
+		cut := cutoffs{}
+		r.sum.Cutoffs = cut
 		err = readStreamMySQL(ctx, readTx, b, cut, r.emit)
+		b.release()
 	} else {
-		err = readStreamCSV(r.path(csvfile.StreamFile), b, cut, r.emit)
+		err = csvStream.each(r.emit)
+		r.sum.Cutoffs = csvStream.cut
 	}
-	b.release()
 	if err != nil {
 		cancel(err)
 		r.stopWorkers()
@@ -558,48 +595,117 @@ func (r *run) writeMaster(ctx context.Context, readTx *sql.Tx, master *txpipe.Ma
 		return nil, err
 	}
 	r.cards, r.customers = cards, customers
-	cw, err := addCSV(csvfile.CardsUpdatedFile, csvfile.CardColumns)
+	cut := cutoffs(r.sum.Cutoffs)
+	// The files on both cores while the tables load.
+	fileErr := make(chan error, 1)
+	go func() { fileErr <- r.writeMasterFiles(cards, customers, cut, addCSV, addParquet) }()
+	if r.o.DB != nil {
+		err = r.writeMasterViews(ctx, r.readConn, cards, customers)
+		if err == nil {
+			err = writeCutoffs(ctx, r.readConn, cutoffsTable+"_next", r.o.Topic, 0, cut)
+		}
+	}
+	if ferr := <-fileErr; ferr != nil {
+		return nil, ferr
+	}
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range cards {
-		if err := cw.WriteCard(c); err != nil {
-			return nil, fmt.Errorf("card_id %d: %w", c.ID, err)
+	return changed, nil
+}
+
+// writeMasterFiles writes cards_updated.csv and customers_updated.csv
+// side by side (and their Parquet files), then batch_cutoffs.csv.
+func (r *run) writeMasterFiles(cards []txpipe.Card, customers []txpipe.Customer, cut cutoffs,
+	addCSV func(string, []string) (*csvfile.Writer, error), addParquet func(string, *arrow.Schema) (*parquetOut, error)) error {
+	err := parallel(2, func(i int) error {
+		if i == 0 {
+			return writeRows(addCSV, csvfile.CardsUpdatedFile, csvfile.CardColumns, len(cards), func(b []byte, k int) []byte {
+				return appendCardRow(b, &cards[k])
+			})
 		}
-	}
-	uw, err := addCSV(csvfile.CustomersUpdFile, csvfile.CustomerColumns)
+		return writeRows(addCSV, csvfile.CustomersUpdFile, csvfile.CustomerColumns, len(customers), func(b []byte, k int) []byte {
+			return appendCustomerRow(b, &customers[k])
+		})
+	})
 	if err != nil {
-		return nil, err
-	}
-	for _, c := range customers {
-		if err := uw.WriteCustomer(c); err != nil {
-			return nil, fmt.Errorf("customer_id %d: %w", c.ID, err)
-		}
+		return err
 	}
 	if r.o.Parquet {
 		if err := r.writeMasterParquet(addParquet, cards, customers); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	cw2, err := addCSV(csvfile.CutoffsFile, CutoffColumns)
+	cw, err := addCSV(csvfile.CutoffsFile, CutoffColumns)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	cut := cutoffs(r.sum.Cutoffs)
 	for _, p := range slices.Sorted(maps.Keys(cut)) {
-		if err := cw2.Write([]string{r.o.Topic, strconv.Itoa(int(p)), strconv.FormatInt(cut[p], 10)}); err != nil {
-			return nil, err
+		if err := cw.Write([]string{r.o.Topic, strconv.Itoa(int(p)), strconv.FormatInt(cut[p], 10)}); err != nil {
+			return err
 		}
 	}
-	if r.o.DB != nil {
-		if err := r.writeMasterViews(ctx, r.readConn, cards, customers); err != nil {
-			return nil, err
-		}
-		if err := writeCutoffs(ctx, r.readConn, cutoffsTable+"_next", r.o.Topic, 0, cut); err != nil {
-			return nil, err
+	return nil
+}
+
+// writeRows writes n rows, row k appended by row, to a new CSV file, and
+// syncs it.
+func writeRows(addCSV func(string, []string) (*csvfile.Writer, error), name string, header []string, n int, row func(b []byte, k int) []byte) error {
+	w, err := addCSV(name, header)
+	if err != nil {
+		return err
+	}
+	var b []byte
+	for k := range n {
+		b = row(b, k)
+		if len(b) >= csvChunk || k == n-1 {
+			if err := w.WriteEncoded(b); err != nil {
+				return err
+			}
+			b = b[:0]
 		}
 	}
-	return changed, nil
+	return w.Sync()
+}
+
+// appendCardRow appends a cards row as csvfile.Writer.WriteCard writes
+// it (numbers and money are never quoted).
+func appendCardRow(b []byte, c *txpipe.Card) []byte {
+	b = strconv.AppendInt(b, c.ID, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, c.CustomerID, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, c.CardTypeID, 10)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.Number)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.Expiration)
+	b = append(b, ',')
+	b = c.CreditLimit.Append(b)
+	b = append(b, ',')
+	b = c.CurrentBalance.Append(b)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.IssueDate)
+	return append(b, '\n')
+}
+
+// appendCustomerRow appends a customers row as
+// csvfile.Writer.WriteCustomer writes it.
+func appendCustomerRow(b []byte, c *txpipe.Customer) []byte {
+	b = strconv.AppendInt(b, c.ID, 10)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.Name)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.Phone)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.Address)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.Email)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, c.CreditScore, 10)
+	b = append(b, ',')
+	b = c.AnnualIncome.Append(b)
+	return append(b, '\n')
 }
 
 func (r *run) startWorker(name string, consume func(<-chan arrow.Record) error) {
@@ -689,28 +795,28 @@ func (r *run) emit(in arrow.Record) error {
 // approved amounts to their cards.
 func (r *run) settle(in arrow.Record) (arrow.Record, error) {
 	c := columns(in)
-	sb := array.NewStringBuilder(r.o.Alloc)
-	defer sb.Release()
-	sb.Reserve(c.n)
-	sb.ReserveData(c.n * len(txpipe.StatusApproved))
+	var sb strCol
+	sb.reserve = c.n * len(txpipe.StatusApproved)
+	sb.init(r.recs, c.n, false)
+	defer sb.release() // after an error
 	approved, declined := int64(0), int64(0)
 	for i := 0; i < c.n; i++ {
-		k, ok := r.cardIdx[c.card[i]]
+		k, ok := r.cardIdx.get(c.card[i])
 		if !ok {
 			return nil, fmt.Errorf("stream_transactions row %d (transaction_id %d): card %d is not in the master data",
 				r.sum.Transactions+int64(i)+1, c.id[i], c.card[i])
 		}
 		switch txpipe.Settle(txpipe.Status(c.status.Value(i))) {
 		case txpipe.StatusApproved:
-			sb.BinaryBuilder.Append(approvedBytes)
+			sb.append(approvedBytes)
 			r.sums[k] += txpipe.Money(c.amount[i])
 			approved++
 		default:
-			sb.BinaryBuilder.Append(declinedBytes)
+			sb.append(declinedBytes)
 			declined++
 		}
 	}
-	status := sb.NewArray()
+	status := sb.build()
 	defer status.Release()
 	cols := slices.Clone(in.Columns())
 	cols[colStatus] = status

@@ -38,6 +38,7 @@ var bench struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	passCleanup()
 	if bench.admin != nil {
 		bench.db.Close()
 		if _, err := bench.admin.Exec("DROP DATABASE IF EXISTS `" + bench.name + "`"); err != nil {

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"math"
 	"strconv"
 	"time"
 
@@ -90,85 +91,178 @@ func columns(rec arrow.Record) txCols {
 
 // txBuilder accumulates transaction rows into records of txSchema.
 type txBuilder struct {
-	rb                                             *array.RecordBuilder
-	id, card, amount, pending, seq                 *array.Int64Builder
-	ts                                             *array.TimestampBuilder
-	merchant, location, typ, related, status, decl *array.StringBuilder
+	mem                                            memory.Allocator
+	id, card, amount, pending, seq, ts             i64Col
+	merchant, location, typ, related, status, decl strCol
 	rows, capacity                                 int
 }
 
 func newTxBuilder(mem memory.Allocator, capacity int) *txBuilder {
-	rb := array.NewRecordBuilder(mem, txSchema)
-	i64 := func(i int) *array.Int64Builder { return rb.Field(i).(*array.Int64Builder) }
-	str := func(i int) *array.StringBuilder { return rb.Field(i).(*array.StringBuilder) }
-	b := &txBuilder{
-		rb: rb, capacity: capacity,
-		id: i64(colID), card: i64(colCard), amount: i64(colAmount), pending: i64(colPending), seq: i64(colSeq),
-		ts:       rb.Field(colTimestamp).(*array.TimestampBuilder),
-		merchant: str(colMerchant), location: str(colLocation), typ: str(colType),
-		related: str(colRelated), status: str(colStatus), decl: str(colDecline),
+	b := &txBuilder{mem: mem, capacity: capacity}
+	for _, c := range b.ints() {
+		c.init(mem, capacity)
 	}
-	b.reserve()
+	for _, c := range b.strings() {
+		c.init(mem, capacity, c == &b.related)
+	}
 	return b
 }
 
-func (b *txBuilder) reserve() { b.rb.Reserve(b.capacity) }
+func (b *txBuilder) ints() []*i64Col {
+	return []*i64Col{&b.id, &b.card, &b.amount, &b.pending, &b.seq, &b.ts}
+}
+
+func (b *txBuilder) strings() []*strCol {
+	return []*strCol{&b.merchant, &b.location, &b.typ, &b.related, &b.status, &b.decl}
+}
 
 func (b *txBuilder) full() bool { return b.rows >= b.capacity }
 
 // appendResult appends a parsed row (CSV mode).
 func (b *txBuilder) appendResult(r *txpipe.Result) {
-	b.id.Append(r.ID)
-	b.card.Append(r.CardID)
-	b.merchant.Append(r.Merchant)
-	b.ts.Append(arrow.Timestamp(r.Timestamp.UnixMicro()))
-	b.amount.Append(int64(r.Amount))
-	b.location.Append(r.Location)
-	b.typ.Append(r.Type)
+	b.id.append(r.ID)
+	b.card.append(r.CardID)
+	b.merchant.appendString(r.Merchant)
+	b.ts.append(r.Timestamp.UnixMicro())
+	b.amount.append(int64(r.Amount))
+	b.location.appendString(r.Location)
+	b.typ.appendString(r.Type)
 	if r.RelatedID == "" {
-		b.related.AppendNull()
+		b.related.appendNull()
 	} else {
-		b.related.Append(r.RelatedID)
+		b.related.appendString(r.RelatedID)
 	}
-	b.status.Append(string(r.Status))
-	b.pending.Append(int64(r.PendingBalance))
-	b.decl.Append(string(r.DeclineReason))
-	b.seq.Append(r.Seq)
+	b.status.appendString(string(r.Status))
+	b.pending.append(int64(r.PendingBalance))
+	b.decl.appendString(string(r.DeclineReason))
+	b.seq.append(r.Seq)
 	b.rows++
 }
 
 // newRecord returns the rows appended so far as a record (nil when there
-// are none) and resets the builder.
+// are none) and starts the next.
 func (b *txBuilder) newRecord() arrow.Record {
 	if b.rows == 0 {
 		return nil
 	}
-	rec := b.rb.NewRecord()
+	mem := b.mem
+	cols := []arrow.Array{
+		colID:        b.id.array(mem, arrow.PrimitiveTypes.Int64),
+		colCard:      b.card.array(mem, arrow.PrimitiveTypes.Int64),
+		colMerchant:  b.merchant.array(mem),
+		colTimestamp: b.ts.array(mem, tsType),
+		colAmount:    b.amount.array(mem, arrow.PrimitiveTypes.Int64),
+		colLocation:  b.location.array(mem),
+		colType:      b.typ.array(mem),
+		colRelated:   b.related.array(mem),
+		colStatus:    b.status.array(mem),
+		colPending:   b.pending.array(mem, arrow.PrimitiveTypes.Int64),
+		colDecline:   b.decl.array(mem),
+		colSeq:       b.seq.array(mem, arrow.PrimitiveTypes.Int64),
+	}
+	rec := array.NewRecord(txSchema, cols, int64(b.rows))
+	for _, c := range cols {
+		c.Release()
+	}
 	b.rows = 0
-	b.reserve()
 	return rec
 }
 
-func (b *txBuilder) release() { b.rb.Release() }
-
-// appendTimestamp appends ts as YYYY-MM-DD HH:MM:SS.
-func appendTimestamp(dst []byte, ts arrow.Timestamp) []byte {
-	t := time.UnixMicro(int64(ts)).UTC()
-	y, mo, d := t.Date()
-	h, mi, s := t.Clock()
-	if y < 0 || y > 9999 { // never produced by parseTimestamp
-		return t.AppendFormat(dst, txpipe.TimestampLayout)
+func (b *txBuilder) release() {
+	for _, c := range b.ints() {
+		c.release()
 	}
-	dst = append(dst, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-')
-	dst = append2(dst, int(mo), '-')
-	dst = append2(dst, d, ' ')
+	for _, c := range b.strings() {
+		c.release()
+	}
+}
+
+// tsFormat appends timestamps as YYYY-MM-DD HH:MM:SS, as
+// time.Time.AppendFormat with txpipe.TimestampLayout does (fractions of a
+// second dropped), remembering the date of the last: rows in event order
+// mostly share it.
+type tsFormat struct {
+	day  int64
+	date [11]byte // YYYY-MM-DD and a space
+	ok   bool
+}
+
+func (f *tsFormat) append(dst []byte, ts arrow.Timestamp) []byte {
+	secs := floorDiv(int64(ts), 1000000)
+	days := floorDiv(secs, 86400)
+	if !f.ok || days != f.day {
+		y, mo, d := civilFromDays(days)
+		if y < 0 || y > 9999 { // never produced by parseTimestamp
+			f.ok = false
+			return time.UnixMicro(int64(ts)).UTC().AppendFormat(dst, txpipe.TimestampLayout)
+		}
+		b := append(f.date[:0], byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-')
+		b = append2(b, mo, '-')
+		append2(b, d, ' ')
+		f.day, f.ok = days, true
+	}
+	dst = append(dst, f.date[:]...)
+	sod := int(secs - days*86400)
+	h, mi, sec := sod/3600, sod/60%60, sod%60
 	dst = append2(dst, h, ':')
 	dst = append2(dst, mi, ':')
-	return append(dst, byte('0'+s/10), byte('0'+s%10))
+	return append(dst, byte('0'+sec/10), byte('0'+sec%10))
 }
 
 func append2(dst []byte, v int, sep byte) []byte {
 	return append(dst, byte('0'+v/10), byte('0'+v%10), sep)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+// daysFromCivil returns the days from 1970-01-01 to a date of the
+// proleptic Gregorian calendar, and civilFromDays the date of a day
+// (Howard Hinnant's algorithms, as package time counts).
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := floorDiv(int64(y), 400)
+	yoe := int64(y) - era*400
+	doy := int64((153*((m+9)%12)+2)/5 + d - 1)
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
+}
+
+func civilFromDays(days int64) (y, m, d int) {
+	z := days + 719468
+	era := floorDiv(z, 146097)
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = int(doy - (153*mp+2)/5 + 1)
+	m = int(mp + 3)
+	if m > 12 {
+		m -= 12
+	}
+	y = int(yoe + era*400)
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
+}
+
+// daysIn is the number of days of month m (1-12) of year y.
+func daysIn(y, m int) int {
+	if m == 2 {
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	}
+	return 30 + (m+m/8)%2
 }
 
 // parseTimestamp parses YYYY-MM-DD HH:MM:SS exactly as
@@ -188,14 +282,11 @@ func parseTimestamp(b []byte) (arrow.Timestamp, bool) {
 		return v
 	}
 	y, mo, d, h, mi, s := num(0, 4), num(5, 2), num(8, 2), num(11, 2), num(14, 2), num(17, 2)
-	if y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59 {
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59 || d > daysIn(y, mo) {
 		return 0, false
 	}
-	t := time.Date(y, time.Month(mo), d, h, mi, s, 0, time.UTC)
-	if t.Day() != d { // 2025-02-30 and the like
-		return 0, false
-	}
-	return arrow.Timestamp(t.UnixMicro()), true
+	secs := daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+s)
+	return arrow.Timestamp(secs * 1000000), true
 }
 
 // parseMoney parses a decimal as txpipe.ParseMoney does; the shape MySQL
@@ -241,4 +332,44 @@ func parseInt(b []byte) (int64, bool) {
 		v = v*10 + int64(c-'0')
 	}
 	return v, true
+}
+
+// cardIndex maps card ids to their index in the master data: through a
+// table indexed by id when the ids are dense enough (as they are when a
+// database numbers them), else through a map.
+type cardIndex struct {
+	dense []int32 // id → index+1, 0 for no card
+	m     map[int64]int
+}
+
+func newCardIndex(cards []txpipe.Card) *cardIndex {
+	var maxID int64
+	for _, c := range cards {
+		maxID = max(maxID, c.ID)
+	}
+	x := &cardIndex{}
+	if maxID <= 4*int64(len(cards))+4096 && len(cards) < math.MaxInt32 {
+		x.dense = make([]int32, maxID+1)
+		for i, c := range cards {
+			x.dense[c.ID] = int32(i) + 1
+		}
+		return x
+	}
+	x.m = make(map[int64]int, len(cards))
+	for i, c := range cards {
+		x.m[c.ID] = i
+	}
+	return x
+}
+
+// get returns the index of the card with id id.
+func (x *cardIndex) get(id int64) (int, bool) {
+	if x.dense != nil {
+		if id <= 0 || id >= int64(len(x.dense)) || x.dense[id] == 0 {
+			return 0, false
+		}
+		return int(x.dense[id]) - 1, true
+	}
+	i, ok := x.m[id]
+	return i, ok
 }

@@ -54,11 +54,10 @@ func startWorker(name string, cancel context.CancelCauseFunc, consume func(<-cha
 // txCSV writes settled records as rows of batch_transactions.csv, byte for
 // byte what csvfile.Writer.WriteResult writes.
 type txCSV struct {
-	w      *csvfile.Writer
-	path   string
-	row    int64
-	buf    []byte
-	fields []string
+	w   *csvfile.Writer
+	row int64
+	buf []byte
+	ts  tsFormat
 }
 
 func (t *txCSV) consume(ch <-chan arrow.Record) error {
@@ -69,36 +68,58 @@ func (t *txCSV) consume(ch <-chan arrow.Record) error {
 			return err
 		}
 	}
-	return nil
+	// Synced now, while the run goes on: the commit has less to wait for.
+	return t.w.Sync()
 }
+
+// csvChunk is how many bytes of rows are encoded before they are written.
+const csvChunk = 256 << 10
 
 func (t *txCSV) write(rec arrow.Record) error {
 	c := columns(rec)
+	b := t.buf[:0]
+	first := t.row + 1
 	for i := 0; i < c.n; i++ {
-		t.row++
-		// The formatted numbers of a row share one allocation.
-		b := strconv.AppendInt(t.buf[:0], c.id[i], 10)
-		e0 := len(b)
-		b = strconv.AppendInt(b, c.card[i], 10)
-		e1 := len(b)
-		b = appendTimestamp(b, c.ts[i])
-		e2 := len(b)
-		b = txpipe.Money(c.amount[i]).Append(b)
-		e3 := len(b)
-		b = txpipe.Money(c.pending[i]).Append(b)
-		t.buf = b
-		s := string(b)
-		related := ""
-		if c.related.IsValid(i) {
-			related = c.related.Value(i)
-		}
-		t.fields = append(t.fields[:0], s[:e0], s[e0:e1], c.merchant.Value(i), s[e1:e2], s[e2:e3],
-			c.location.Value(i), c.typ.Value(i), related, c.status.Value(i), s[e3:], c.decl.Value(i))
-		if err := t.w.Write(t.fields); err != nil {
-			return fmt.Errorf("row %d (transaction_id %d): %w", t.row, c.id[i], err)
+		b = appendCSVRow(b, &c, i, &t.ts)
+		if len(b) >= csvChunk || i == c.n-1 {
+			if err := t.w.WriteEncoded(b); err != nil {
+				return fmt.Errorf("rows %d-%d: %w", first, t.row+int64(i)+1, err)
+			}
+			b = b[:0]
 		}
 	}
+	t.row += int64(c.n)
+	t.buf = b
 	return nil
+}
+
+// appendCSVRow appends row i as csvfile.AppendResult's fields written by
+// csvfile.Writer.
+func appendCSVRow(b []byte, c *txCols, i int, ts *tsFormat) []byte {
+	b = strconv.AppendInt(b, c.id[i], 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, c.card[i], 10)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.merchant.Value(i))
+	b = append(b, ',')
+	b = ts.append(b, c.ts[i]) // digits first, no comma: never quoted
+	b = append(b, ',')
+	b = txpipe.Money(c.amount[i]).Append(b)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.location.Value(i))
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.typ.Value(i))
+	b = append(b, ',')
+	if c.related.IsValid(i) {
+		b = csvfile.AppendField(b, c.related.Value(i))
+	}
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.status.Value(i))
+	b = append(b, ',')
+	b = txpipe.Money(c.pending[i]).Append(b)
+	b = append(b, ',')
+	b = csvfile.AppendField(b, c.decl.Value(i))
+	return append(b, '\n')
 }
 
 const rowGroupRows = 64 << 10
@@ -230,6 +251,7 @@ type recordSource struct {
 	c   txCols
 	i   int
 	buf []byte
+	ts  tsFormat
 }
 
 // next makes sure a record with a row left is current; false at the end.
@@ -258,7 +280,7 @@ func (s *recordSource) text(w *bufio.Writer) (int64, error) {
 		}
 		s.buf = s.buf[:0]
 		for ; s.i < s.c.n && len(s.buf) < 64<<10; s.i++ {
-			s.buf = appendTSVRow(s.buf, &s.c, s.i)
+			s.buf = appendTSVRow(s.buf, &s.c, s.i, &s.ts)
 			n++
 		}
 		if _, err := w.Write(s.buf); err != nil {
@@ -279,7 +301,7 @@ func (s *recordSource) row(row []any) ([]any, error) {
 	}
 	c, i := &s.c, s.i
 	s.i++
-	s.buf = appendTimestamp(s.buf[:0], c.ts[i])
+	s.buf = s.ts.append(s.buf[:0], c.ts[i])
 	var related any
 	if c.related.IsValid(i) {
 		related = strings.Clone(c.related.Value(i))
@@ -297,14 +319,14 @@ func (s *recordSource) release() {
 	}
 }
 
-func appendTSVRow(b []byte, c *txCols, i int) []byte {
+func appendTSVRow(b []byte, c *txCols, i int, ts *tsFormat) []byte {
 	b = strconv.AppendInt(b, c.id[i], 10)
 	b = append(b, '\t')
 	b = strconv.AppendInt(b, c.card[i], 10)
 	b = append(b, '\t')
 	b = mysqlstore.AppendLoadText(b, c.merchant.Value(i))
 	b = append(b, '\t')
-	b = appendTimestamp(b, c.ts[i])
+	b = ts.append(b, c.ts[i])
 	b = append(b, '\t')
 	b = txpipe.Money(c.amount[i]).Append(b)
 	b = append(b, '\t')

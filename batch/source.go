@@ -3,7 +3,6 @@ package batch
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/txpipe/txpipe"
-	"github.com/txpipe/txpipe/serving/csvfile"
 )
 
 // emitFunc takes a full record of txSchema; it owns (releases) it.
@@ -115,22 +113,22 @@ func (b *txBuilder) appendRaw(raw *[numTxCols]sql.RawBytes, ts arrow.Timestamp) 
 	if !ok {
 		return fmt.Errorf("seq %q is not an integer", raw[colSeq])
 	}
-	b.id.Append(id)
-	b.card.Append(card)
-	b.merchant.BinaryBuilder.Append(raw[colMerchant])
-	b.ts.Append(ts)
-	b.amount.Append(int64(amount))
-	b.location.BinaryBuilder.Append(raw[colLocation])
-	b.typ.BinaryBuilder.Append(raw[colType])
+	b.id.append(id)
+	b.card.append(card)
+	b.merchant.append(raw[colMerchant])
+	b.ts.append(int64(ts))
+	b.amount.append(int64(amount))
+	b.location.append(raw[colLocation])
+	b.typ.append(raw[colType])
 	if len(raw[colRelated]) == 0 { // NULL or '': no related transaction
-		b.related.AppendNull()
+		b.related.appendNull()
 	} else {
-		b.related.BinaryBuilder.Append(raw[colRelated])
+		b.related.append(raw[colRelated])
 	}
-	b.status.BinaryBuilder.Append(status)
-	b.pending.Append(int64(pending))
-	b.decl.BinaryBuilder.Append(raw[colDecline])
-	b.seq.Append(seq)
+	b.status.append(status)
+	b.pending.append(int64(pending))
+	b.decl.append(raw[colDecline])
+	b.seq.append(seq)
 	b.rows++
 	return nil
 }
@@ -153,39 +151,6 @@ func (s *timestampScanner) Scan(src any) error {
 		s.v = arrow.Timestamp(time.Date(y, mo, d, h, mi, sec, 0, time.UTC).UnixMicro())
 	default:
 		return fmt.Errorf("timestamp: unexpected %T", src)
-	}
-	return nil
-}
-
-// errStop ends csvfile.ReadResults early with an error that is not the
-// file's.
-type errStop struct{ err error }
-
-func (e errStop) Error() string { return e.err.Error() }
-
-// readStreamCSV streams results/stream_transactions.csv in file order (the
-// order the stream sink wrote, which is event order) into records; seq is
-// the line number.
-func readStreamCSV(path string, b *txBuilder, cut cutoffs, emit emitFunc) error {
-	err := csvfile.ReadResults(path, func(r txpipe.Result, line int) error {
-		b.appendResult(&r)
-		cut.add(r.Pos)
-		if b.full() {
-			if err := emit(b.newRecord()); err != nil {
-				return errStop{err}
-			}
-		}
-		return nil
-	})
-	var stop errStop
-	if errors.As(err, &stop) {
-		return stop.err
-	}
-	if err != nil {
-		return fmt.Errorf("read %w", err)
-	}
-	if rec := b.newRecord(); rec != nil {
-		return emit(rec)
 	}
 	return nil
 }

@@ -19,14 +19,23 @@
 //   - batch: a streaming SELECT of stream_transactions (every column,
 //     rows.Next + Scan) vs batch.Run in MySQL mode on the same database,
 //     without and with the analytics views (the fastest of two runs each,
-//     alternated).
+//     alternated); and the same batch run against a second baseline: the
+//     SELECT plus one LOAD DATA LOCAL INFILE of each view's rows (as the
+//     batch wrote them) into an empty copy of its table.
+//   - batch-csv: the batch in CSV mode (no database) over the validated
+//     results written as stream_transactions.csv, vs a raw read of that
+//     file (encoding/csv, every record split into fields) plus a raw
+//     write of the same output bytes (the three view files, each synced
+//     and renamed into place); without and with the analytics views,
+//     the fastest of three rounds of each, alternated.
 //
 // Peak memory is measured on the real binary: `txpipe consume --until-idle
 // 3s` on a fresh copy of the input and `txpipe batch --no-publish` (with
-// --analytics=false, then true) run as child processes, and their peak RSS is read from the kernel (rusage).
+// --analytics=false, then true; in MySQL mode and in CSV mode) run as
+// child processes, and their peak RSS is read from the kernel.
 //
-// Without a database (Options.MySQL nil) the sink and batch stages are
-// skipped: the table says "skipped (no database)", their ratios and rates
+// Without a database (Options.MySQL nil) the sink and (MySQL) batch
+// stages are skipped: the table says "skipped (no database)", their ratios and rates
 // are 0 in the last line, and the consume child runs on Kafka and CSV only.
 //
 // The run creates topics named bench-<id>-* and databases named
@@ -81,8 +90,10 @@ type Options struct {
 	Binary string
 	// Profile, when set, is a directory where CPU profiles of the
 	// in-process txpipe side of each stage are written (produce.pprof,
-	// validate.pprof, sink.pprof, batch.pprof). They cover the whole
-	// process: with an in-process embedded broker, the broker too.
+	// validate.pprof, sink.pprof, batch.pprof, and batch-csv.pprof and
+	// batch-csv-analytics.pprof of one more CSV batch run each). They
+	// cover the whole process: with an in-process embedded broker, the
+	// broker too.
 	Profile string
 	Out     io.Writer    // the table and the summary line (nil: discarded)
 	Log     *slog.Logger // progress and the pipeline's own logs (nil: discarded)
@@ -104,6 +115,10 @@ type Stage struct {
 	// stage (consume for validate and sink, batch for batch); 0 when not
 	// measured.
 	RSSMiB float64
+	// RawCPU and CPU are the CPU seconds the process used during the raw
+	// and the txpipe run measured (the CSV batch stages only; on a shared
+	// machine they vary less than the wall-clock times).
+	RawCPU, CPU float64
 }
 
 // Report is the outcome of a run.
@@ -121,6 +136,14 @@ type Report struct {
 	// (BatchRSSMiB is without).
 	Analytics       Stage
 	AnalyticsRSSMiB float64
+	// BatchLoad is the MySQL batch (Batch's run) against the second
+	// baseline: the raw SELECT plus a raw LOAD DATA of the views' rows.
+	BatchLoad Stage
+	// BatchCSV and BatchCSVAnalytics are the batch in CSV mode without
+	// and with the analytics views, against a raw read of the same
+	// stream_transactions.csv plus a raw write of the same view files;
+	// their RSSMiB is the peak RSS of `txpipe batch` in CSV mode.
+	BatchCSV, BatchCSVAnalytics Stage
 	// ConsumeChild is how long the consume child ran, including its 3 s
 	// of idleness at the end.
 	ConsumeChild time.Duration
@@ -135,13 +158,18 @@ func (r Report) Stages() []Stage { return []Stage{r.Produce, r.Validate, r.Sink,
 
 // Line is the one-line summary the run prints last: ratios with two
 // decimals, txpipe's rates in rows per second and the children's peak RSS
-// in MiB, as integers. A skipped stage has ratio and rate 0.
+// in MiB, as integers. A skipped stage has ratio and rate 0. The CSV
+// batch's figures come last: its ratio and rate without and with the
+// analytics views and its peak RSS with them.
 func (r Report) Line() string {
 	return fmt.Sprintf("bench: produce_ratio=%.2f validate_ratio=%.2f sink_ratio=%.2f batch_ratio=%.2f "+
-		"produce_rows_s=%d validate_rows_s=%d sink_rows_s=%d batch_rows_s=%d consume_rss_mib=%d batch_rss_mib=%d",
+		"produce_rows_s=%d validate_rows_s=%d sink_rows_s=%d batch_rows_s=%d consume_rss_mib=%d batch_rss_mib=%d "+
+		"batch_load_ratio=%.2f batch_csv_ratio=%.2f batch_csv_rows_s=%d batch_csv_analytics_ratio=%.2f batch_csv_analytics_rows_s=%d batch_csv_rss_mib=%d",
 		r.Produce.Ratio, r.Validate.Ratio, r.Sink.Ratio, r.Batch.Ratio,
 		round(r.Produce.Rate), round(r.Validate.Rate), round(r.Sink.Rate), round(r.Batch.Rate),
-		round(r.ConsumeRSSMiB), round(r.BatchRSSMiB))
+		round(r.ConsumeRSSMiB), round(r.BatchRSSMiB),
+		r.BatchLoad.Ratio, r.BatchCSV.Ratio, round(r.BatchCSV.Rate), r.BatchCSVAnalytics.Ratio, round(r.BatchCSVAnalytics.Rate),
+		round(r.BatchCSVAnalytics.RSSMiB))
 }
 
 func round(f float64) int64 { return int64(math.Round(f)) }
@@ -157,22 +185,37 @@ func mib(v float64) string {
 func (r Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "txpipe bench: %d transactions, %d cards, %d customers\n", r.Transactions, r.Cards, r.Customers)
-	fmt.Fprintf(&b, "%-9s %14s %14s %7s %15s\n", "stage", "raw rows/s", "txpipe rows/s", "ratio", "txpipe RSS MiB")
+	fmt.Fprintf(&b, "%-20s %14s %14s %7s %15s\n", "stage", "raw rows/s", "txpipe rows/s", "ratio", "txpipe RSS MiB")
+	row := func(name string, s Stage) {
+		fmt.Fprintf(&b, "%-20s %14.0f %14.0f %7.2f %15s\n", name, s.RawRate, s.Rate, s.Ratio, mib(s.RSSMiB))
+	}
 	for _, s := range r.Stages() {
 		if s.Skipped != "" {
-			fmt.Fprintf(&b, "%-9s skipped (%s)\n", s.Name, s.Skipped)
+			fmt.Fprintf(&b, "%-20s skipped (%s)\n", s.Name, s.Skipped)
 			continue
 		}
-		rss := "-"
-		if s.RSSMiB > 0 {
-			rss = fmt.Sprintf("%.0f", s.RSSMiB)
-		}
-		fmt.Fprintf(&b, "%-9s %14.0f %14.0f %7.2f %15s\n", s.Name, s.RawRate, s.Rate, s.Ratio, rss)
+		row(s.Name, s)
+	}
+	if s := r.BatchLoad; s.Rate > 0 {
+		row("batch vs +LOAD DATA", s)
 	}
 	if a := r.Analytics; a.Skipped == "" && a.Rate > 0 {
-		fmt.Fprintf(&b, "%-9s %14.0f %14.0f %7.2f %15s\n", "+analytics", a.RawRate, a.Rate, a.Ratio, mib(r.AnalyticsRSSMiB))
-		fmt.Fprintf(&b, "(+analytics: the batch with the analytics views, %.0f %% slower than without; peak RSS %s MiB with, %s MiB without)\n",
+		row("batch+analytics", a)
+	}
+	if s := r.BatchCSV; s.Rate > 0 {
+		row("batch-csv", s)
+		row("batch-csv+analytics", r.BatchCSVAnalytics)
+	}
+	if a := r.Analytics; a.Skipped == "" && a.Rate > 0 {
+		fmt.Fprintf(&b, "(batch+analytics: the MySQL batch with the analytics views, %.0f %% slower than without; peak RSS %s MiB with, %s MiB without)\n",
 			100*(r.Batch.Rate/a.Rate-1), mib(r.AnalyticsRSSMiB), mib(r.BatchRSSMiB))
+	}
+	if s := r.BatchLoad; s.Rate > 0 {
+		fmt.Fprintf(&b, "(batch vs +LOAD DATA: the MySQL batch against the raw SELECT plus a raw LOAD DATA of the same view rows)\n")
+	}
+	if s, a := r.BatchCSV, r.BatchCSVAnalytics; s.Rate > 0 && a.Rate > 0 {
+		fmt.Fprintf(&b, "(batch-csv: the batch in CSV mode against a raw CSV read plus a raw write of the same view files: %.3f s raw, %.3f s without analytics, %.3f s with them (%.0f %% slower); CPU %.2f s, %.2f s and %.2f s; peak RSS %s MiB without, %s MiB with)\n",
+			s.Raw.Seconds(), s.Txpipe.Seconds(), a.Txpipe.Seconds(), 100*(s.Rate/a.Rate-1), s.RawCPU, s.CPU, a.CPU, mib(s.RSSMiB), mib(a.RSSMiB))
 	}
 	if r.ConsumeRSSMiB > 0 {
 		fmt.Fprintf(&b, "(txpipe RSS: peak of a `txpipe consume` child, validator and sink in one process, %.1f s including 3 s idle; of `txpipe batch --no-publish`)\n", r.ConsumeChild.Seconds())
@@ -223,7 +266,8 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	customers := max(1, int(math.Round(float64(o.Cards)/1.6)))
 	rep = Report{Transactions: o.Transactions, Cards: o.Cards, Customers: customers}
 	rep.Produce.Name, rep.Validate.Name, rep.Sink.Name, rep.Batch.Name = "produce", "validate", "sink", "batch"
-	rep.Analytics.Name = "batch+analytics"
+	rep.Analytics.Name, rep.BatchLoad.Name = "batch+analytics", "batch-load"
+	rep.BatchCSV.Name, rep.BatchCSVAnalytics.Name = "batch-csv", "batch-csv+analytics"
 
 	if b.tmp, err = os.MkdirTemp("", "txpipe-bench-"); err != nil {
 		return rep, fmt.Errorf("bench: %w", err)
@@ -286,6 +330,7 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 		{"sink", b.sinkStage},
 		{"consume child", b.consumeChild},
 		{"batch", b.batchStage},
+		{"batch csv", b.batchCSVStage},
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {

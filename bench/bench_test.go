@@ -56,7 +56,9 @@ func TestMain(m *testing.M) {
 }
 
 var lineRE = regexp.MustCompile(`^bench: produce_ratio=(\d+\.\d\d) validate_ratio=(\d+\.\d\d) sink_ratio=(\d+\.\d\d) batch_ratio=(\d+\.\d\d) ` +
-	`produce_rows_s=(\d+) validate_rows_s=(\d+) sink_rows_s=(\d+) batch_rows_s=(\d+) consume_rss_mib=(\d+) batch_rss_mib=(\d+)$`)
+	`produce_rows_s=(\d+) validate_rows_s=(\d+) sink_rows_s=(\d+) batch_rows_s=(\d+) consume_rss_mib=(\d+) batch_rss_mib=(\d+) ` +
+	`batch_load_ratio=(\d+\.\d\d) batch_csv_ratio=(\d+\.\d\d) batch_csv_rows_s=(\d+) batch_csv_analytics_ratio=(\d+\.\d\d) ` +
+	`batch_csv_analytics_rows_s=(\d+) batch_csv_rss_mib=(\d+)$`)
 
 // lastLine checks the summary line and returns its values by name.
 func lastLine(t *testing.T, out string) map[string]float64 {
@@ -68,7 +70,8 @@ func lastLine(t *testing.T, out string) map[string]float64 {
 		t.Fatalf("last line %q does not have the summary's format; output:\n%s", last, out)
 	}
 	names := []string{"produce_ratio", "validate_ratio", "sink_ratio", "batch_ratio", "produce_rows_s", "validate_rows_s",
-		"sink_rows_s", "batch_rows_s", "consume_rss_mib", "batch_rss_mib"}
+		"sink_rows_s", "batch_rows_s", "consume_rss_mib", "batch_rss_mib", "batch_load_ratio", "batch_csv_ratio", "batch_csv_rows_s",
+		"batch_csv_analytics_ratio", "batch_csv_analytics_rows_s", "batch_csv_rss_mib"}
 	v := map[string]float64{}
 	for i, n := range names {
 		f, err := strconv.ParseFloat(m[i+1], 64)
@@ -122,7 +125,12 @@ func TestRunWithMySQL(t *testing.T) {
 	if rep.Line() != strings.TrimRight(out.String(), "\n")[strings.LastIndex(strings.TrimRight(out.String(), "\n"), "\n")+1:] {
 		t.Errorf("Report.Line() %q is not the printed last line", rep.Line())
 	}
-	for _, name := range []string{"validate.pprof", "sink.pprof"} {
+	for _, s := range []Stage{rep.BatchLoad, rep.BatchCSV, rep.BatchCSVAnalytics} {
+		if s.RawRate <= 0 || s.Rate <= 0 || s.Ratio <= 0 || s.Rows != 3000 || s.RawRows != 3000 {
+			t.Errorf("stage %+v: want every rate > 0 and 3000 rows", s)
+		}
+	}
+	for _, name := range []string{"validate.pprof", "sink.pprof", "batch-csv.pprof", "batch-csv-analytics.pprof"} {
 		if fi, err := os.Stat(filepath.Join(profiles, name)); err != nil || fi.Size() == 0 {
 			t.Errorf("CPU profile %s: %v", name, err)
 		}
@@ -156,12 +164,13 @@ func TestRunWithoutMySQL(t *testing.T) {
 		t.Errorf("%d stages say skipped (no database), want 2 (sink, batch)", n)
 	}
 	v := lastLine(t, out.String())
-	for _, k := range []string{"produce_ratio", "validate_ratio", "produce_rows_s", "validate_rows_s", "consume_rss_mib"} {
+	for _, k := range []string{"produce_ratio", "validate_ratio", "produce_rows_s", "validate_rows_s", "consume_rss_mib",
+		"batch_csv_ratio", "batch_csv_rows_s", "batch_csv_analytics_ratio", "batch_csv_analytics_rows_s", "batch_csv_rss_mib"} {
 		if v[k] <= 0 {
 			t.Errorf("%s = %v, want > 0", k, v[k])
 		}
 	}
-	for _, k := range []string{"sink_ratio", "batch_ratio", "sink_rows_s", "batch_rows_s", "batch_rss_mib"} {
+	for _, k := range []string{"sink_ratio", "batch_ratio", "sink_rows_s", "batch_rows_s", "batch_rss_mib", "batch_load_ratio"} {
 		if v[k] != 0 {
 			t.Errorf("%s = %v, want 0 (skipped)", k, v[k])
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,10 +19,11 @@ import (
 
 func newBatch() *cobra.Command {
 	var (
-		parquet   bool
-		noPublish bool
-		f         = batchFlags{analytics: true}
-		addr      string
+		parquet     bool
+		noPublish   bool
+		memLimitMiB int64
+		f           = batchFlags{analytics: true}
+		addr        string
 	)
 	cmd := &cobra.Command{
 		Use:   "batch",
@@ -55,6 +58,11 @@ one summary line on stdout, logs on stderr.`,
 				return err
 			}
 			defer obs.close()
+			if os.Getenv("GOMEMLIMIT") == "" && memLimitMiB > 0 {
+				// A soft limit: the garbage collector works harder near it
+				// instead of letting the heap double.
+				debug.SetMemoryLimit(memLimitMiB << 20)
+			}
 			f.parquet, f.publish = parquet, !noPublish
 			sum, err := runBatchWith(cmd.Context(), cfg, f)
 			metrics.ObserveBatch(sum.Elapsed, sum.Approved, sum.Declined, err)
@@ -71,6 +79,7 @@ one summary line on stdout, logs on stderr.`,
 	cmd.Flags().IntVar(&f.minWeeklyVolume, "min-weekly-volume", batch.DefaultMinWeeklyVolume,
 		"fewest transactions of a merchant's week for a week-over-week drop from it to be listed")
 	metricsFlag(cmd, &addr)
+	cmd.Flags().Int64Var(&memLimitMiB, "memory-limit", 256, "soft memory limit in MiB for the garbage collector (0: none; GOMEMLIMIT wins)")
 	return cmd
 }
 

@@ -21,10 +21,13 @@ func newBench() *cobra.Command {
 one run, each txpipe stage against the raw limit of the same machine on the
 same data: produce (raw franz-go produce of the same encoded records),
 validate (raw exactly-once consume-transform-produce), sink (raw LOAD DATA
-LOCAL of the same rows) and batch (a raw streaming SELECT). It prints a
-table, then one line with every ratio, rate and peak RSS. It uses an
-embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set, and the database
-from DB_* (without one the sink and batch stages are skipped). It publishes
+LOCAL of the same rows), batch (a raw streaming SELECT, and the SELECT plus
+a raw LOAD DATA of the views' rows) and batch-csv (the batch in CSV mode
+against a raw CSV read of stream_transactions.csv plus a raw write of the
+same view files), each batch without and with the analytics views. It
+prints a table, then one line with every ratio, rate and peak RSS. It uses
+an embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set, and the database
+from DB_* (without one the sink and MySQL batch stages are skipped). It publishes
 its own cards and customers to txpipe.cards and txpipe.customers: do not
 point it at a cluster whose master data matters.`,
 		Example: `  DB_HOST=127.0.0.1 txpipe bench

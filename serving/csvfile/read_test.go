@@ -322,3 +322,19 @@ func FuzzReadMaster(f *testing.F) {
 		}
 	})
 }
+
+func TestReadResultsBrokenQuoteIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), StreamFile)
+	body := strings.Join(StreamColumns, ",") + "\n" +
+		"1,2,M,2025-04-01 00:00:00,1.00,L,purchase,,pending,1.00,,0,0\n" +
+		"\"\n" +
+		"2,2,M,2025-04-01 00:00:00,1.00,L,purchase,,pending,2.00,,0,1\n"
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err := ReadResults(path, func(txpipe.Result, int) error { n++; return nil })
+	if err == nil || !strings.Contains(err.Error(), StreamFile+":3") || n != 1 {
+		t.Errorf("ReadResults read %d rows, error %v; want 1 row and an error on line 3", n, err)
+	}
+}

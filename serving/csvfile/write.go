@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/txpipe/txpipe"
 )
@@ -112,6 +115,81 @@ func (w *Writer) WriteRejected(r txpipe.Rejected) error {
 	w.rec = AppendRejected(w.rec[:0], r)
 	return w.Write(w.rec)
 }
+
+// WriteEncoded writes rows already encoded as Write encodes them (see
+// AppendField), each ending in a newline.
+func (w *Writer) WriteEncoded(p []byte) error {
+	w.csv.Flush() // what Write left in the CSV writer's buffer goes first
+	err := w.csv.Error()
+	if err == nil {
+		_, err = w.buf.Write(p)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// Sync flushes what was written and syncs the temporary file, so that a
+// Commit after it has little left to wait for. More rows may follow.
+func (w *Writer) Sync() error {
+	w.csv.Flush()
+	err := w.csv.Error()
+	if err == nil {
+		err = w.buf.Flush()
+	}
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// AppendField appends one field of a CSV row as Write writes it: quoted
+// when it holds a comma, a quote, a line end or starts with a space
+// (quotes doubled), as is otherwise.
+func AppendField(dst []byte, field string) []byte {
+	if !needsQuotes(field) {
+		return append(dst, field...)
+	}
+	dst = append(dst, '"')
+	for {
+		i := strings.IndexByte(field, '"')
+		if i < 0 {
+			break
+		}
+		dst = append(dst, field[:i+1]...)
+		dst = append(dst, '"')
+		field = field[i+1:]
+	}
+	dst = append(dst, field...)
+	return append(dst, '"')
+}
+
+// needsQuotes is encoding/csv's rule (with a comma, without CRLF).
+func needsQuotes(field string) bool {
+	if len(field) == 0 {
+		return false
+	}
+	if field == `\.` {
+		return true
+	}
+	for i := 0; i < len(field); i++ {
+		if quoted[field[i]] {
+			return true
+		}
+	}
+	if c := field[0]; c < utf8.RuneSelf {
+		return c == ' ' || '\t' <= c && c <= '\r' // unicode.IsSpace
+	}
+	r, _ := utf8.DecodeRuneInString(field)
+	return unicode.IsSpace(r)
+}
+
+// quoted are the bytes that make a field quoted.
+var quoted = [256]bool{'\n': true, '\r': true, '"': true, ',': true}
 
 // Commit flushes, syncs and renames the file into place.
 func (w *Writer) Commit() error {
