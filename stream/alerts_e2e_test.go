@@ -42,7 +42,7 @@ func (c *testClock) add(d time.Duration) {
 // alerts topic, results/alerts.csv and the MySQL table are those an
 // independent recomputation from the validated topic gives, each once.
 func TestAlertsEndToEnd(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, k kafkatest.Broker) {
 		brokers := k.Addrs
 		data := t.TempDir()
 		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 60, Cards: 100, Transactions: 10, Seed: 21}); err != nil {
@@ -341,7 +341,7 @@ func recomputeAlerts(t *testing.T, brokers []string, topics stream.Topics) []str
 // a consumer with alerts checkpointed to restores its cards and skips
 // the alerts' state; so does a reader of the card states.
 func TestAlertsOffAfterOn(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, k kafkatest.Broker) {
 		data := t.TempDir()
 		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 20, Cards: 30, Transactions: 600, Seed: 4}); err != nil {
 			t.Fatal(err)

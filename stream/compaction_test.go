@@ -27,7 +27,7 @@ import (
 // compacted (kfake may compact past an open transaction), so there the
 // test proves the restore alone.
 func TestRestoreAfterCompaction(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, b kafkatest.Broker) {
 		data := t.TempDir()
 		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 120, Cards: 200, Transactions: 12000, Seed: 21, BadRows: 8}); err != nil {
 			t.Fatal(err)

@@ -39,7 +39,7 @@ func inputRecords(t *testing.T, brokers []string, topic string) map[string]int {
 // publishes nothing and says where it continued; the results equal a
 // single produce's.
 func TestProduceTwicePublishesOnce(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, k kafkatest.Broker) {
 		brokers := k.Addrs
 		data := t.TempDir()
 		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 30, Cards: 50, Transactions: 2000, Seed: 9, BadRows: 5}); err != nil {
@@ -113,7 +113,7 @@ func stSameFileOnly(t *testing.T, got, want string) {
 // again until it is done: the input topic holds every row once, and the
 // runs' reports add up to the rows.
 func TestProducerStopsExactly(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, k kafkatest.Broker) {
 		brokers := k.Addrs
 		data := t.TempDir()
 		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 30, Cards: 50, Transactions: 5000, Seed: 10, BadRows: 7}); err != nil {
@@ -176,7 +176,7 @@ func TestProducerStopsExactly(t *testing.T) {
 // results after it) and after a rebalance hands the card's partition to
 // another member.
 func TestDuplicateFarLaterCaught(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, k kafkatest.Broker) {
 		brokers := k.Addrs
 		topics := k.Topics(t, "far")
 		ctx := context.Background()
@@ -259,7 +259,7 @@ func TestDuplicateFarLaterCaught(t *testing.T) {
 // their card's partition before judging, so a card's balance is the same
 // as when every record is keyed by card, through a restart too.
 func TestForeignProducerKeys(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, k kafkatest.Broker) {
 		brokers := k.Addrs
 		data := t.TempDir()
 		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 10, Cards: 12, Transactions: 3000, Seed: 12}); err != nil {
@@ -384,7 +384,7 @@ func TestForeignProducerKeys(t *testing.T) {
 // (a 10 MB merchant) goes to the dead-letter topic, cut short, before
 // anything is sent; the rows around it go on.
 func TestOversizedRowNeverSent(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, k kafkatest.Broker) {
 		brokers := k.Addrs
 		topics := k.Topics(t, "big")
 		row := func(id int, merchant string) stream.Row {
@@ -432,7 +432,7 @@ func readAll(t *testing.T, brokers []string, topic string, fn func(*kgo.Record))
 // that was deleted and created again since is void: the source is
 // published again from its start, not skipped as published.
 func TestProduceAfterTopicRecreated(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, k kafkatest.Broker) {
 		data := t.TempDir()
 		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 10, Cards: 20, Transactions: 500, Seed: 13}); err != nil {
 			t.Fatal(err)

@@ -383,7 +383,7 @@ func failWait(timeout time.Duration, cond func() bool) bool {
 // same stream CSV bytes, and in MySQL as many stream rows and the same
 // Σ pending_balance as that CSV, as many rejected rows as the rejected CSV.
 func TestDatabaseOutageMidRun(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, b kafkatest.Broker) {
 		dbCfg := mysqltest.NewDatabase(t)
 		brokers := b.Addrs
 		data := failDataset(t, 20000, 40)
@@ -681,7 +681,7 @@ func TestBrokerRestartMidRun(t *testing.T) {
 // the validated topic read_committed gives exactly the judged
 // transactions, each a valid result record.
 func TestKcatReadsTopics(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, b kafkatest.Broker) {
 		kcat, err := exec.LookPath("kcat")
 		if err != nil {
 			t.Skip("kcat is not on PATH (CI installs it: apt-get install kcat)")
@@ -765,7 +765,7 @@ func TestStopStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("many restarts")
 	}
-	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, b kafkatest.Broker) {
 		brokers := b.Addrs
 		data := failDataset(t, 20000, 10)
 		calm, storm := b.Topics(t, "calm"), b.Topics(t, "storm")

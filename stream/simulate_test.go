@@ -113,7 +113,7 @@ func jsonFields(b []byte, fields map[string]*string) error {
 // validator judges every one (no unknown card, no duplicate id), most of
 // them pending; a second run's ids are new.
 func TestSimulate(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, k kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, k kafkatest.Broker) {
 		brokers := k.Addrs
 		data := t.TempDir()
 		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 30, Cards: 50, Transactions: 10, Seed: 8}); err != nil {

@@ -59,7 +59,7 @@ func loadAndProduce(t *testing.T, brokers []string, topics stream.Topics, data s
 }
 
 func TestStreamMatchesReference(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, b kafkatest.Broker) {
 		data, want := reftest.Data(t), reftest.Results(t)
 		brokers := b.Addrs
 		topics := b.Topics(t, "transactions")
@@ -132,7 +132,7 @@ func TestScaleOut(t *testing.T) {
 	if testing.Short() {
 		t.Skip("rebalances take several seconds")
 	}
-	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, b kafkatest.Broker) {
 		brokers := b.Addrs
 		data := t.TempDir()
 		if _, err := dataset.Generate(context.Background(), data, dataset.Options{Customers: 300, Cards: 500, Transactions: 60000, Seed: 3, BadRows: 14}); err != nil {
@@ -234,7 +234,7 @@ func TestScaleOut(t *testing.T) {
 // TestLimitChangeMidStream publishes a lower limit for a card while a
 // validator runs: later transactions of that card are judged against it.
 func TestLimitChangeMidStream(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, b kafkatest.Broker) {
 		brokers := b.Addrs
 		topics := b.Topics(t, "limits")
 		ctx := context.Background()
@@ -330,7 +330,7 @@ func TestLimitChangeMidStream(t *testing.T) {
 // cannot be judged; each lands in rejected_transactions.csv with its
 // reason, and the good records around them are judged.
 func TestBadRecordsGoToTheDeadLetterTopic(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, b kafkatest.Broker) {
 		brokers := b.Addrs
 		topics := b.Topics(t, "bad")
 		ctx := context.Background()
@@ -416,7 +416,7 @@ func TestBadRecordsGoToTheDeadLetterTopic(t *testing.T) {
 // same topics deleted and created again (each has a new topic id, as on a
 // new cluster). The old segments must not hide the new records.
 func TestNewBrokerSameResults(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, shared kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, shared kafkatest.Broker) {
 		results := t.TempDir()
 		db, err := mysqlstore.Open(context.Background(), mysqltest.NewDatabase(t), slog.Default())
 		if err != nil {
@@ -527,7 +527,7 @@ func stAudit(t *testing.T, brokers []string, topic, ref stream.Topics) {
 // checkpoints every partition, marking the end of its results, so a
 // restore replays nothing.
 func TestQuietPartitionsAreCheckpointed(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, b kafkatest.Broker) {
 		brokers := b.Addrs
 		topics, st := stSmallTopic(t, b, "quiet", dataset.Options{Customers: 40, Cards: 80, Transactions: 2000, Seed: 5})
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -589,7 +589,7 @@ func TestQuietPartitionsAreCheckpointed(t *testing.T) {
 // too short retention would): the consumer stops with an error rather
 // than judge from a wrong balance.
 func TestRestoreRefusesDeletedResults(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, b kafkatest.Broker) {
 		brokers := b.Addrs
 		topics, _ := stSmallTopic(t, b, "short", dataset.Options{Customers: 20, Cards: 30, Transactions: 300, Seed: 9})
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

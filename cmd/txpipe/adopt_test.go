@@ -18,7 +18,7 @@ import (
 // limits the batch cuts reach the running validator through the cards
 // topic and judge the next transactions.
 func TestConsumerAdoptsBatchLimits(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, b kafkatest.Broker) {
 		data, err := filepath.Abs(filepath.Join("..", "..", "dataset"))
 		if err != nil {
 			t.Fatal(err)

@@ -128,7 +128,7 @@ func TestConsumeSurvivesKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test builds and runs the binary")
 	}
-	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, b kafkatest.Broker) {
 		db := mysqltest.NewDatabase(t)
 		bin := buildBinary(t)
 		brokers := b.Addrs

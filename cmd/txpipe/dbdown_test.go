@@ -42,7 +42,7 @@ func TestConsumeJudgesWhileDatabaseIsDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	kafkatest.Each(t, func(t *testing.T, b kafkatest.Broker) {
+	kafkatest.EachConcurrent(t, func(t *testing.T, b kafkatest.Broker) {
 		db := mysqltest.NewDatabase(t)
 		bin := buildBinary(t)
 		brokers := b.Addrs

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,6 +65,29 @@ func Each(t *testing.T, body func(t *testing.T, b Broker)) {
 	t.Helper()
 	t.Run(string(Embedded), func(t *testing.T) { body(t, StartEmbedded(t)) })
 	t.Run(string(Kafka), func(t *testing.T) { body(t, Shared(t)) })
+}
+
+// EachConcurrent is Each with the two subtests running at the same time,
+// for a body that changes nothing process-wide (the environment, the
+// working directory, package variables): most of a broker test's time is
+// spent waiting on the broker, so the two overlap well.
+func EachConcurrent(t *testing.T, body func(t *testing.T, b Broker)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, k := range []Kind{Embedded, Kafka} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(string(k), func(t *testing.T) {
+				if k == Embedded {
+					body(t, StartEmbedded(t))
+				} else {
+					body(t, Shared(t))
+				}
+			})
+		}()
+	}
+	wg.Wait()
 }
 
 // StartEmbedded starts an in-memory embedded broker on a free loopback

@@ -35,16 +35,25 @@ type Restartable struct {
 // with a restartable broker of its own. The kafka subtest needs what
 // Shared needs (TXPIPE_TEST_KAFKA, which says a real Kafka can run here)
 // and starts a second Kafka next to it.
+//
+// The two subtests run at the same time (each broker is the test's own):
+// body must change nothing process-wide.
 func EachRestartable(t *testing.T, body func(t *testing.T, b *Restartable)) {
 	t.Helper()
+	var wg sync.WaitGroup
 	for _, k := range []Kind{Embedded, Kafka} {
-		t.Run(string(k), func(t *testing.T) {
-			if k == Kafka {
-				Shared(t) // skips (or fails under CI) without a real Kafka
-			}
-			body(t, StartRestartable(t, k))
-		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(string(k), func(t *testing.T) {
+				if k == Kafka {
+					Shared(t) // skips (or fails under CI) without a real Kafka
+				}
+				body(t, StartRestartable(t, k))
+			})
+		}()
 	}
+	wg.Wait()
 }
 
 // StartRestartable starts a restartable broker of the given kind on a
