@@ -159,8 +159,12 @@ func (t *alertsTask) Receive(_ string, v any, out *Emitter) {
 		}
 		t.cards[r.CardID] = slices.Insert(ps, i, p)
 		if t.nextTick == 0 {
-			every := t.op.cfg.SummaryEvery.Milliseconds()
-			t.nextTick, t.meta = at-at%every+every, true
+			// The ticks start again after the watermark, not after a late
+			// payment's own time: ticks the watermark passed while no stolen
+			// payment was held have no summary to give, and a back-dated
+			// payment must not release a burst of them.
+			every, from := t.op.cfg.SummaryEvery.Milliseconds(), max(at, t.wm)
+			t.nextTick, t.meta = from-from%every+every, true
 		}
 	}
 	t.advance(out, t.maxEvent-t.op.cfg.Bound.Milliseconds())

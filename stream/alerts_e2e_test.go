@@ -83,6 +83,12 @@ func TestAlertsEndToEnd(t *testing.T) {
 		}
 		defer db.Close()
 
+		logs := &testLog{}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("what the consumers logged of their partitions and transactions:\n%s", logs.lines("partitions", "aborted", "WARN", "ERROR"))
+			}
+		})
 		clock := &testClock{now: time.Unix(1_900_000_000, 0)}
 		results := t.TempDir()
 		var judged sync.Map
@@ -90,7 +96,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 			st, err := stream.Consume(ctx, stream.ConsumeConfig{
 				Brokers: brokers, Topics: topics, Group: topics.Input, Instance: instance, ResultsDir: results, Store: db,
 				MaxBatch: 200, CheckpointEvery: 500, Alerts: true, Staging: true, Clock: clock, UntilIdle: untilIdle,
-				Log:  slog.New(slog.DiscardHandler),
+				Log:  slog.New(slog.NewTextHandler(logs, nil)).With("instance", instance),
 				Done: func(s stream.ConsumeStats) bool { judged.Store(instance, s.Judged+s.Rejected); return false },
 			})
 			if err == nil { // the last transaction a member commits on its way out comes after its last Done
@@ -188,6 +194,34 @@ func TestAlertsEndToEnd(t *testing.T) {
 	})
 }
 
+// testLog collects what consumers log, for a failing test to show.
+type testLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// lines returns the lines holding any of the words.
+func (l *testLog) lines(words ...string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(l.b.String(), "\n") {
+		for _, w := range words {
+			if strings.Contains(line, w) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func sameAlerts(t *testing.T, where string, got, want []string) {
 	t.Helper()
 	slices.Sort(got)
@@ -203,8 +237,22 @@ func sameAlerts(t *testing.T, where string, got, want []string) {
 				extra = append(extra, g)
 			}
 		}
-		t.Fatalf("%s: %d alerts, want %d; missing %d (first %q), unexpected %d (first %q)", where, len(got), len(want), len(miss), first(miss), len(extra), first(extra))
+		var twice []string
+		for i := 1; i < len(got); i++ {
+			if got[i] == got[i-1] {
+				twice = append(twice, got[i])
+			}
+		}
+		t.Fatalf("%s: %d alerts, want %d; missing %d (first %q), unexpected %d (first %q), repeated %d (first %q, last %q)",
+			where, len(got), len(want), len(miss), first(miss), len(extra), first(extra), len(twice), first(twice), last(twice))
 	}
+}
+
+func last(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[len(s)-1]
 }
 
 func first(s []string) string {
@@ -325,7 +373,8 @@ func recomputeAlerts(t *testing.T, brokers []string, topics stream.Topics) []str
 				}
 				pays = append(pays, x)
 				if tick == 0 {
-					tick = at - at%every + every
+					from := max(at, wm)
+					tick = from - from%every + every
 				}
 			}
 			maxEvent = max(maxEvent, at)

@@ -161,7 +161,18 @@ func TestAlertWindows(t *testing.T) {
 			t.Fatalf("summaries around the hour: %v (payment 1 leaves the hour at 13:00:00)", counts)
 		}
 	})
-	t.Run("a stolen card without payments emits nothing", func(t *testing.T) {
+	t.Run("a back-dated payment releases no burst of past summaries", func(t *testing.T) {
+		h := newAlertHarness(t)
+		h.pay(1, 8, 2*time.Hour, false) // watermark 13:59:55, no stolen payment held
+		h.pay(2, 7, 3*s, true)          // two hours late
+		h.pay(3, 8, 2*time.Hour+20*s, false)
+		got := h.take()
+		want := []string{"PAYMENT_ALERT card 7 12:00:00–12:00:05 n=1 total=2.00 late"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("emitted %d alerts:\n%s\nwant\n%s", len(got), strings.Join(got[:min(len(got), 5)], "\n"), strings.Join(want, "\n"))
+		}
+	})
+	t.Run("payments on cards not stolen emit nothing, not even on the idle timer", func(t *testing.T) {
 		h := newAlertHarness(t)
 		for i := int64(1); i <= 20; i++ {
 			h.pay(i, 9, time.Duration(i)*s, false)

@@ -69,8 +69,13 @@ type Engine struct {
 	fatal      atomic.Pointer[error]
 	lastRecord atomic.Int64 // unix nanos of the last batch with records
 	aborts     atomic.Int64
-	closeOnce  sync.Once
-	workers    int
+	lastAbort  struct { // of the Run goroutine: aborts logged, for logAbort
+		reason string
+		at     time.Time
+		quiet  int
+	}
+	closeOnce sync.Once
+	workers   int
 
 	// sink, for benchmarks, takes the records produced instead of Kafka.
 	sink func(*kgo.Record)
@@ -177,8 +182,25 @@ func (e *Engine) assigned(ctx context.Context, cl *kgo.Client, assigned map[stri
 		}
 	}
 	e.mu.Lock()
+	// The balancer is eager: assigned holds every partition of this
+	// member's new generation. A partition it does not hold left us even
+	// when no revoke said so (the transact session passes on only the first
+	// revoke between two ends of a transaction: a second rebalance before
+	// the next transaction would leave its partitions here, their timers
+	// committing output for partitions another member owns).
+	var gone []int32
+	for id := range e.owned {
+		if !slices.Contains(parts, id) {
+			delete(e.owned, id)
+			gone = append(gone, id)
+		}
+	}
 	parts = slices.DeleteFunc(parts, func(p int32) bool { return e.owned[p] != nil })
 	e.mu.Unlock()
+	if len(gone) > 0 {
+		slices.Sort(gone)
+		e.log.Info("partitions revoked", "partitions", gone, "by", "the new assignment")
+	}
 	if len(parts) == 0 {
 		return
 	}
@@ -492,9 +514,27 @@ func (e *Engine) transact(ctx context.Context, work []*partWork, now time.Time, 
 		// during the transaction, or the producer was fenced.
 		reason = "the group rebalanced or this member was fenced during the transaction"
 	}
-	e.log.Info("transaction aborted; its records will be processed again", "records", records, "partitions", len(work), "reason", reason)
+	e.logAbort(records, len(work), reason)
 	return nil
 }
+
+// logAbort logs an aborted transaction; the same reason again within
+// abortLogEvery is counted and told with the next line instead.
+func (e *Engine) logAbort(records, partitions int, reason string) {
+	now := time.Now()
+	if reason == e.lastAbort.reason && now.Sub(e.lastAbort.at) < abortLogEvery {
+		e.lastAbort.quiet++
+		return
+	}
+	attrs := []any{"records", records, "partitions", partitions, "reason", reason}
+	if e.lastAbort.quiet > 0 {
+		attrs = append(attrs, "aborted_unlogged", e.lastAbort.quiet)
+	}
+	e.log.Info("transaction aborted; its records will be processed again", attrs...)
+	e.lastAbort.reason, e.lastAbort.at, e.lastAbort.quiet = reason, now, 0
+}
+
+const abortLogEvery = 10 * time.Second
 
 func (e *Engine) failProduce(err error) { e.produceErr.CompareAndSwap(nil, &err) }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -85,6 +86,40 @@ func readRange(ctx context.Context, base []kgo.Opt, topic string, from map[int32
 	if len(consume) == 0 {
 		return ends, nil
 	}
+	// next is, per partition still to read, the offset to read next: a
+	// reader that stalls starts again from there.
+	next := map[int32]int64{}
+	for p, o := range consume {
+		next[p] = o.EpochOffset().Offset
+	}
+	for stalls := 0; ; stalls++ {
+		stalled, err := readFrom(ctx, base, topic, next, remaining, fn)
+		if err != nil || !stalled {
+			return ends, err
+		}
+		if stalls+1 >= readStallTries {
+			return nil, fmt.Errorf("read %s read_committed: no record for %s, %d times, at offsets %v of the ends %v (a transaction left open on the broker holds readers back until it times out)",
+				topic, readStall, readStallTries, next, remaining)
+		}
+	}
+}
+
+// readStall is how long a read may see no record before it starts again
+// with a new client (longer than the transaction timeout, after which the
+// broker aborts a transaction its producer left open), readStallTries how
+// many times.
+var (
+	readStall      = 15 * time.Second
+	readStallTries = 4
+)
+
+// readFrom reads topic's partitions from next up to remaining (the ends),
+// moving both as it goes; stalled: readStall passed without a record.
+func readFrom(ctx context.Context, base []kgo.Opt, topic string, next, remaining map[int32]int64, fn func(*kgo.Record)) (stalled bool, err error) {
+	consume := map[int32]kgo.Offset{}
+	for p, o := range next {
+		consume[p] = kgo.NewOffset().At(o)
+	}
 	opts := append(append([]kgo.Opt{}, base...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: consume}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -92,33 +127,47 @@ func readRange(ctx context.Context, base []kgo.Opt, topic string, from map[int32
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	defer cl.Close()
+	last := time.Now()
 	for len(remaining) > 0 {
-		fs := cl.PollFetches(ctx)
+		pctx, cancel := context.WithDeadline(ctx, last.Add(readStall))
+		fs := cl.PollFetches(pctx)
+		cancel()
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return false, err
 		}
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) {
-			ferr = fmt.Errorf("read %s/%d: %w", t, p, err)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				ferr = fmt.Errorf("read %s/%d: %w", t, p, err)
+			}
 		})
 		if ferr != nil {
-			return nil, ferr
+			return false, ferr
 		}
+		got := false
 		fs.EachRecord(func(r *kgo.Record) {
 			end, ok := remaining[r.Partition]
 			if !ok || r.Offset >= end {
 				return // beyond the end taken at the start
 			}
+			got = true
 			if !r.Attrs.IsControl() { // markers end transactions; they still count as read
 				fn(r)
 			}
+			next[r.Partition] = r.Offset + 1
 			if r.Offset >= end-1 {
 				delete(remaining, r.Partition)
+				delete(next, r.Partition)
 			}
 		})
+		if got {
+			last = time.Now()
+		} else if time.Since(last) >= readStall {
+			return true, nil
+		}
 	}
-	return ends, nil
+	return false, nil
 }
