@@ -83,7 +83,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 		}
 		defer db.Close()
 
-		logs := &testLog{}
+		logs := &failLog{}
 		t.Cleanup(func() {
 			if t.Failed() {
 				t.Logf("what the consumers logged of their partitions and transactions:\n%s", logs.lines("partitions", "aborted", "WARN", "ERROR"))
@@ -192,34 +192,6 @@ func TestAlertsEndToEnd(t *testing.T) {
 		}
 		t.Logf("%d alerts from %d payments on %d stolen cards", len(want), 6000, len(stolen))
 	})
-}
-
-// testLog collects what consumers log, for a failing test to show.
-type testLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *testLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// lines returns the lines holding any of the words.
-func (l *testLog) lines(words ...string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		for _, w := range words {
-			if strings.Contains(line, w) {
-				out = append(out, line)
-				break
-			}
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 func sameAlerts(t *testing.T, where string, got, want []string) {

@@ -76,6 +76,20 @@ func (s *failLog) String() string {
 	return s.b.String()
 }
 
+// lines returns the lines holding any of the words.
+func (s *failLog) lines(words ...string) string {
+	var out []string
+	for _, line := range strings.Split(s.String(), "\n") {
+		for _, w := range words {
+			if strings.Contains(line, w) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func (s *failLog) tail(n int) string {
 	str := s.String()
 	if len(str) > n {
