@@ -150,10 +150,19 @@ func readFrom(ctx context.Context, base []kgo.Opt, topic string, next, remaining
 		got := false
 		fs.EachRecord(func(r *kgo.Record) {
 			end, ok := remaining[r.Partition]
-			if !ok || r.Offset >= end {
-				return // beyond the end taken at the start
+			if !ok {
+				return // done with this partition
 			}
 			got = true
+			if r.Offset >= end {
+				// Beyond the end taken at the start: everything before it
+				// is behind us. (When the end fell inside a transaction
+				// that was then aborted, its records never come, only the
+				// abort marker after them.)
+				delete(remaining, r.Partition)
+				delete(next, r.Partition)
+				return
+			}
 			if !r.Attrs.IsControl() { // markers end transactions; they still count as read
 				fn(r)
 			}
