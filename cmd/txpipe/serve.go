@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/batch/analytics"
 	"github.com/txpipe/txpipe/config"
 	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/serving/api"
@@ -20,7 +21,10 @@ func newServe() *cobra.Command {
 		Use:   "serve",
 		Short: "Serve the query API: the last batch view merged with the stream after its cut-off",
 		Long: `serve answers questions about cards, customers, merchants, rejected rows and
-batch runs over HTTP (JSON; the OpenAPI document is at /api/openapi.json).
+batch runs over HTTP (JSON; the OpenAPI document is at /api/openapi.json),
+and the analytics views of the last batch run (GET /api/analytics lists
+them; GET /api/analytics/{view}?from=&to=&limit= returns one, as CSV with
+"Accept: text/csv").
 Every answer is the last batch view up to its cut-off (per partition of the
 validated topic) plus the stream's results after it: a transaction is
 settled or pending, never both, never neither, also while a batch swaps its
@@ -39,6 +43,8 @@ numbers are shown with their last four digits only.`,
 		Example: `  txpipe serve
   curl -s localhost:8080/api/cards/46 | jq
   curl -s 'localhost:8080/api/cards/46/transactions?from=2025-04-01%2000:00:00&limit=20'
+  curl -s localhost:8080/api/analytics/daily?from=2025-04-01 | jq
+  curl -s -H 'Accept: text/csv' localhost:8080/api/analytics/regions
   TXPIPE_API_TOKEN=$(openssl rand -hex 32) txpipe serve --addr 0.0.0.0:8080
   DB_HOST=127.0.0.1 txpipe serve`,
 		Args: cobra.NoArgs,
@@ -68,6 +74,7 @@ func openServe(ctx context.Context, cfg *config.Config) (*api.Server, func(), er
 	var store txpipe.QueryStore
 	var checks []metrics.Check
 	var closeStore func()
+	var views analytics.Source
 	if cfg.HasDB() {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		db, err := openDB(octx, cfg)
@@ -77,6 +84,7 @@ func openServe(ctx context.Context, cfg *config.Config) (*api.Server, func(), er
 		}
 		db.SQL.SetMaxOpenConns(64)
 		store, closeStore = db.Queries(), func() { db.Close() }
+		views = analytics.MySQL(db.SQL)
 		checks = append(checks, metrics.Check{Name: "database", Check: func(ctx context.Context) error {
 			if err := db.SQL.PingContext(ctx); err != nil {
 				return fmt.Errorf("database %s:%d/%s: %w", cfg.DBHost, cfg.DBPort, cfg.DBName, err)
@@ -96,6 +104,7 @@ func openServe(ctx context.Context, cfg *config.Config) (*api.Server, func(), er
 			return nil, nil, err
 		}
 		store, closeStore = m, m.Close
+		views = analytics.Files(cfg.Results)
 		checks = append(checks,
 			metrics.Check{Name: "broker", Check: func(ctx context.Context) error {
 				if err := m.Ping(ctx); err != nil {
@@ -106,7 +115,7 @@ func openServe(ctx context.Context, cfg *config.Config) (*api.Server, func(), er
 			metrics.Check{Name: "stream", Check: m.CaughtUp},
 		)
 	}
-	srv := &api.Server{Addr: cfg.APIAddr, Token: cfg.APIToken, Store: store, Checks: checks, Log: slog.Default()}
+	srv := &api.Server{Addr: cfg.APIAddr, Token: cfg.APIToken, Store: store, Checks: checks, Log: slog.Default(), Analytics: views}
 	if err := srv.Open(); err != nil {
 		closeStore()
 		return nil, nil, err

@@ -238,9 +238,10 @@ func TestServeWholeRun(t *testing.T) {
 			"/api/merchants/" + url.PathEscape("Pay "+m.Cards[1].Number) + "/transactions",
 			"/api/rejected?limit=1000", "/api/rejected?reason=bad_card_id", "/api/batch-runs", "/api/openapi.json",
 			"/api/cards/" + url.PathEscape(m.Cards[4].Number), "/api/transactions?card_number=" + url.QueryEscape(m.Cards[5].Number+"0"),
+			"/api/analytics", "/api/analytics/daily?limit=3", "/api/analytics/kpis", "/api/analytics/regions?limit=2",
 		} {
 			code, body := httpGet(t, api+path)
-			if code >= 500 {
+			if code >= 500 || strings.HasPrefix(path, "/api/analytics") && code != 200 {
 				t.Errorf("%s GET %s: %d %s", mode, path, code, body)
 			}
 			fmt.Fprintf(&all, "GET %s -> %d %s\n", path, code, body)

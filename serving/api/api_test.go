@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/batch/analytics"
 	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/serving/api"
 )
@@ -87,7 +88,8 @@ func (fakeStore) BatchRuns(context.Context, txpipe.RunQuery) (txpipe.RunPage, er
 
 func openFake(t *testing.T, addr, token string, checks ...metrics.Check) *api.Server {
 	t.Helper()
-	srv := &api.Server{Addr: addr, Token: token, Store: fakeStore{}, Checks: checks, Log: quietLog}
+	srv := &api.Server{Addr: addr, Token: token, Store: fakeStore{}, Checks: checks, Log: quietLog,
+		Analytics: analytics.Files(fakeAnalytics(t))}
 	if err := srv.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -319,6 +321,9 @@ func TestOpenAPI(t *testing.T) {
 				if pp == "name" {
 					v = "Shop"
 				}
+				if pp == "view" {
+					v = analytics.Daily // built, with a date column
+				}
 				if pp == name {
 					v = badValue(name)
 				}
@@ -356,6 +361,8 @@ func badValue(name string) string {
 		return strings.Repeat("1", 40)
 	case "limit":
 		return "0"
+	case "view":
+		return "Bad-View"
 	}
 	return "bad"
 }

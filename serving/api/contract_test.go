@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/batch"
+	"github.com/txpipe/txpipe/batch/analytics"
 )
 
 // TestEndpoints runs every endpoint and every error answer against both
@@ -230,6 +233,40 @@ func TestEndpoints(t *testing.T) {
 					t.Errorf("GET %s echoes the card number: %s", e.path, b)
 				}
 			}
+			// Analytics: every view built by the batch, answered as its
+			// CSV file (MySQL mode: from the tables, byte for byte the
+			// file the same run wrote).
+			dir := p.results
+			if mode == modeMySQL {
+				dir = p.dbViews
+			}
+			var list struct {
+				Views []struct {
+					Name  string
+					Built bool
+				}
+			}
+			c.get("/api/analytics", &list)
+			if len(list.Views) != len(analytics.Views()) {
+				t.Errorf("/api/analytics lists %d views, the catalog has %d", len(list.Views), len(analytics.Views()))
+			}
+			for _, v := range list.Views {
+				file, err := os.ReadFile(filepath.Join(dir, "analytics_"+v.Name+".csv"))
+				if err != nil || !v.Built {
+					t.Errorf("view %s: built %v, file: %v", v.Name, v.Built, err)
+					continue
+				}
+				code, ctype, b := doAccept(t, c, "/api/analytics/"+v.Name, "text/csv")
+				if code != 200 || !strings.HasPrefix(ctype, "text/csv") || string(b) != string(file) {
+					t.Errorf("GET /api/analytics/%s as CSV: %d %s, %d bytes, the file %d bytes:\n%.300s\nwant\n%.300s", v.Name, code, ctype, len(b), len(file), b, file)
+				}
+				var rows struct{ Rows []map[string]any }
+				c.get("/api/analytics/"+v.Name, &rows)
+				if n := strings.Count(string(file), "\n") - 1; len(rows.Rows) != n && !strings.Contains(string(file), "\"") {
+					t.Errorf("GET /api/analytics/%s: %d rows, the file %d", v.Name, len(rows.Rows), n)
+				}
+			}
+
 			if code, _ := c.do("POST", "/api/cards/1"); code != http.StatusMethodNotAllowed {
 				t.Errorf("POST /api/cards/1: %d, want 405", code)
 			}
@@ -260,6 +297,13 @@ func TestEndpoints(t *testing.T) {
 		}
 		same("/api/cards/abc")
 		same("/api/cards/1/transactions?limit=0")
+		same("/api/analytics")
+		for _, v := range analytics.Views() {
+			same("/api/analytics/" + v.Name)
+			if v.DateColumn != "" {
+				same("/api/analytics/" + v.Name + "?from=2025-04-02&to=2025-04-03&limit=5")
+			}
+		}
 	})
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/batch"
+	"github.com/txpipe/txpipe/batch/analytics"
 	"github.com/txpipe/txpipe/dataset"
 	"github.com/txpipe/txpipe/internal/mask"
 	"github.com/txpipe/txpipe/internal/mysqltest"
@@ -150,7 +151,7 @@ func (p *pipeline) step(t *testing.T, n int) {
 
 // batchOptions are the options of the batch in a mode.
 func (p *pipeline) batchOptions(mode string) batch.Options {
-	o := batch.Options{Topic: p.topics.Validated, Log: quietLog}
+	o := batch.Options{Topic: p.topics.Validated, Log: quietLog, Analytics: true}
 	if mode == modeMySQL {
 		o.DB, o.ResultsDir = p.db.SQL, p.dbViews
 	} else {
@@ -177,9 +178,11 @@ const (
 func (p *pipeline) serve(t *testing.T, mode, token string) *api.Server {
 	t.Helper()
 	var store txpipe.QueryStore
+	var views analytics.Source
 	if mode == modeMySQL {
-		store = p.db.Queries()
+		store, views = p.db.Queries(), analytics.MySQL(p.db.SQL)
 	} else {
+		views = analytics.Files(p.results)
 		m, err := memory.Open(context.Background(), memory.Config{ResultsDir: p.results, DataDir: p.data, Brokers: p.brokers,
 			Topics: p.topics, Reload: 50 * time.Millisecond, Log: quietLog})
 		if err != nil {
@@ -188,7 +191,7 @@ func (p *pipeline) serve(t *testing.T, mode, token string) *api.Server {
 		t.Cleanup(m.Close)
 		store = m
 	}
-	srv := &api.Server{Addr: "127.0.0.1:0", Token: token, Store: store, Log: quietLog}
+	srv := &api.Server{Addr: "127.0.0.1:0", Token: token, Store: store, Log: quietLog, Analytics: views}
 	if err := srv.Open(); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/txpipe/txpipe"
+	"github.com/txpipe/txpipe/batch/analytics"
 	"github.com/txpipe/txpipe/internal/metrics"
 )
 
@@ -61,6 +62,9 @@ type Server struct {
 	Store txpipe.QueryStore
 	// Checks are the readiness checks of /readyz.
 	Checks []metrics.Check
+	// Analytics, when set, serves the batch layer's analytics views:
+	// GET /api/analytics and GET /api/analytics/{view}.
+	Analytics analytics.Source
 	// Routes are more endpoints, served like the built-in ones.
 	Routes []Route
 	// QueryTimeout bounds each request's work on the store (10 s when
@@ -172,7 +176,11 @@ func IsLoopback(addr string) (bool, error) {
 func (s *Server) buildMux() error {
 	s.mux, s.paths = http.NewServeMux(), http.NewServeMux()
 	s.routes = nil
-	all := append(builtinRoutes(s), s.Routes...)
+	all := builtinRoutes(s)
+	if s.Analytics != nil {
+		all = append(all, analyticsRoutes(s)...)
+	}
+	all = append(all, s.Routes...)
 	seenPath := map[string]bool{}
 	for i := range all {
 		rt := &all[i]
