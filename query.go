@@ -200,3 +200,80 @@ type QueryStore interface {
 	// BatchRuns returns a page of the runs record.
 	BatchRuns(ctx context.Context, q RunQuery) (RunPage, error)
 }
+
+// AlertQuery asks for stolen-card alerts, ordered by the end of their
+// window, then by Kafka position.
+type AlertQuery struct {
+	CardID int64  // 0 for every card
+	Type   string // EventAlert, EventAlertSummary, or "" for both
+	// From and To bound the end of the alerts' windows, both included;
+	// a zero bound is open.
+	From, To time.Time
+	After    *AlertKey // continue after this alert (nil: from the start)
+	Limit    int
+}
+
+// AlertKey is the order of alerts: the end of the window, then the
+// record's position.
+type AlertKey struct {
+	To  time.Time
+	Pos Position
+}
+
+// Key returns the alert's place in the order of AlertQuery.
+func (a Alert) Key() AlertKey { return AlertKey{To: a.To, Pos: a.Pos} }
+
+// Compare orders alert keys.
+func (k AlertKey) Compare(o AlertKey) int {
+	if c := k.To.Compare(o.To); c != 0 {
+		return c
+	}
+	if k.Pos.Topic != o.Pos.Topic {
+		if k.Pos.Topic < o.Pos.Topic {
+			return -1
+		}
+		return 1
+	}
+	if k.Pos.Partition != o.Pos.Partition {
+		if k.Pos.Partition < o.Pos.Partition {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case k.Pos.Offset < o.Pos.Offset:
+		return -1
+	case k.Pos.Offset > o.Pos.Offset:
+		return 1
+	}
+	return 0
+}
+
+// AlertPage is a page of alerts.
+type AlertPage struct {
+	Rows []Alert
+	More bool
+}
+
+// LatencyStats are the latencies of one event type: from when an event
+// happened (event_date_origin) to when the staging view stored it
+// (event_dw_regdate).
+type LatencyStats struct {
+	Type  string
+	Count int64
+	// Quantiles by nearest rank (Max is the 100th), each the lower bound
+	// of its bucket in analytics.LatencyHist (0.2 % wide at most): what
+	// the batch's KPI view computes over the same events.
+	P50, P95, P99, Max time.Duration
+}
+
+// EventStore answers questions about the stream's alerts and staged
+// events.
+type EventStore interface {
+	// Alerts returns a page of alerts.
+	Alerts(ctx context.Context, q AlertQuery) (AlertPage, error)
+	// Latency returns the latency of each event type over the events that
+	// happened between from and to (both included; a zero bound is open),
+	// in event-type order; types without events are left out.
+	Latency(ctx context.Context, from, to time.Time) ([]LatencyStats, error)
+}

@@ -207,7 +207,7 @@ type analyzer struct {
 		declinedAmount        int64
 		activeCards           int64
 		rejected              int64
-		latency               latencyHist
+		latency               analytics.LatencyHist
 		latencyInvalid        int64
 		latencySource         string
 		demographics          bool

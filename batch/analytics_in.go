@@ -63,7 +63,7 @@ func (a *analyzer) addLatency(origin, registered string) {
 		a.total.latencyInvalid++
 		return
 	}
-	a.total.latency.add(r.Sub(o).Microseconds())
+	a.total.latency.Add(r.Sub(o).Microseconds())
 }
 
 // csvHeader opens a CSV file and returns its reader and the position of

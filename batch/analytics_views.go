@@ -663,7 +663,7 @@ func (a *analyzer) kpisView() viewData {
 		count("days", total),
 		count("rejected_rows", t.rejected),
 		rateK("rejected_row_rate", t.rejected, t.n+t.rejected),
-		count("latency_samples", t.latency.n),
+		count("latency_samples", t.latency.N),
 		count("latency_invalid_rows", t.latencyInvalid),
 	}
 	for _, p := range []struct {
@@ -671,7 +671,7 @@ func (a *analyzer) kpisView() viewData {
 		q    int64 // per mille
 	}{{"latency_p50_seconds", 500}, {"latency_p90_seconds", 900}, {"latency_p95_seconds", 950}, {"latency_p99_seconds", 990}, {"latency_max_seconds", 1000}} {
 		v := nullc
-		if us, ok := t.latency.quantile(p.q); ok {
+		if us, ok := t.latency.Quantile(p.q); ok {
 			v = intc(us) // microseconds are seconds with 6 decimals
 		}
 		rows = append(rows, kpi{p.name, "seconds", v, nullc, nullc})
@@ -728,62 +728,6 @@ func (a *analyzer) forecastView() viewData {
 	return viewData{view: mustView(analytics.Forecast), n: len(rows), row: func(i int, dst []cell) []cell {
 		return append(append(dst, intc(int64(rows[i].day))), rows[i].cells...)
 	}}
-}
-
-// latencyHist is a log-linear histogram of latencies in microseconds:
-// exact below 1024 µs, then 512 buckets per power of two (a relative
-// resolution of 0.2 %). Its memory is bounded (a few thousand buckets).
-type latencyHist struct {
-	n       int64
-	buckets map[int64]int64
-}
-
-func latencyBucket(us int64) int64 {
-	if us < 1024 {
-		return us
-	}
-	e := int64(bits.Len64(uint64(us))) - 10
-	return e<<10 | us>>e
-}
-
-// bucketLow is the smallest value of a bucket.
-func bucketLow(b int64) int64 {
-	if b < 1024 {
-		return b
-	}
-	e := b >> 10
-	return (b & 1023) << e
-}
-
-func (h *latencyHist) add(us int64) {
-	us = max(us, 0)
-	if h.buckets == nil {
-		h.buckets = map[int64]int64{}
-	}
-	h.buckets[latencyBucket(us)]++
-	h.n++
-}
-
-// quantile returns the lower bound of the bucket holding the value of
-// rank ⌈q/1000 × n⌉ (nearest rank).
-func (h *latencyHist) quantile(perMille int64) (int64, bool) {
-	if h.n == 0 {
-		return 0, false
-	}
-	rank := max((perMille*h.n+999)/1000, 1)
-	keys := make([]int64, 0, len(h.buckets))
-	for k := range h.buckets {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var seen int64
-	for _, k := range keys {
-		seen += h.buckets[k]
-		if seen >= rank {
-			return bucketLow(k), true
-		}
-	}
-	return bucketLow(keys[len(keys)-1]), true
 }
 
 func b2i(b bool) int {

@@ -13,6 +13,7 @@ import (
 	"github.com/txpipe/txpipe/config"
 	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/serving/api"
+	"github.com/txpipe/txpipe/serving/csvfile"
 	"github.com/txpipe/txpipe/serving/memory"
 )
 
@@ -24,7 +25,8 @@ func newServe() *cobra.Command {
 batch runs over HTTP (JSON; the OpenAPI document is at /api/openapi.json),
 and the analytics views of the last batch run (GET /api/analytics lists
 them; GET /api/analytics/{view}?from=&to=&limit= returns one, as CSV with
-"Accept: text/csv").
+"Accept: text/csv"), and the stream's stolen-card alerts and latency
+(GET /api/alerts?card=&type=&from=&to=, GET /api/latency?from=&to=).
 Every answer is the last batch view up to its cut-off (per partition of the
 validated topic) plus the stream's results after it: a transaction is
 settled or pending, never both, never neither, also while a batch swaps its
@@ -45,6 +47,8 @@ numbers are shown with their last four digits only.`,
   curl -s 'localhost:8080/api/cards/46/transactions?from=2025-04-01%2000:00:00&limit=20'
   curl -s localhost:8080/api/analytics/daily?from=2025-04-01 | jq
   curl -s -H 'Accept: text/csv' localhost:8080/api/analytics/regions
+  curl -s 'localhost:8080/api/alerts?card=46&type=PAYMENT_ALERT' | jq
+  curl -s localhost:8080/api/latency | jq
   TXPIPE_API_TOKEN=$(openssl rand -hex 32) txpipe serve --addr 0.0.0.0:8080
   DB_HOST=127.0.0.1 txpipe serve`,
 		Args: cobra.NoArgs,
@@ -75,6 +79,7 @@ func openServe(ctx context.Context, cfg *config.Config) (*api.Server, func(), er
 	var checks []metrics.Check
 	var closeStore func()
 	var views analytics.Source
+	var events txpipe.EventStore
 	if cfg.HasDB() {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		db, err := openDB(octx, cfg)
@@ -84,7 +89,7 @@ func openServe(ctx context.Context, cfg *config.Config) (*api.Server, func(), er
 		}
 		db.SQL.SetMaxOpenConns(64)
 		store, closeStore = db.Queries(), func() { db.Close() }
-		views = analytics.MySQL(db.SQL)
+		views, events = analytics.MySQL(db.SQL), db.Queries()
 		checks = append(checks, metrics.Check{Name: "database", Check: func(ctx context.Context) error {
 			if err := db.SQL.PingContext(ctx); err != nil {
 				return fmt.Errorf("database %s:%d/%s: %w", cfg.DBHost, cfg.DBPort, cfg.DBName, err)
@@ -104,7 +109,7 @@ func openServe(ctx context.Context, cfg *config.Config) (*api.Server, func(), er
 			return nil, nil, err
 		}
 		store, closeStore = m, m.Close
-		views = analytics.Files(cfg.Results)
+		views, events = analytics.Files(cfg.Results), csvfile.Events{Dir: cfg.Results}
 		checks = append(checks,
 			metrics.Check{Name: "broker", Check: func(ctx context.Context) error {
 				if err := m.Ping(ctx); err != nil {
@@ -115,7 +120,7 @@ func openServe(ctx context.Context, cfg *config.Config) (*api.Server, func(), er
 			metrics.Check{Name: "stream", Check: m.CaughtUp},
 		)
 	}
-	srv := &api.Server{Addr: cfg.APIAddr, Token: cfg.APIToken, Store: store, Checks: checks, Log: slog.Default(), Analytics: views}
+	srv := &api.Server{Addr: cfg.APIAddr, Token: cfg.APIToken, Store: store, Checks: checks, Log: slog.Default(), Analytics: views, Events: events}
 	if err := srv.Open(); err != nil {
 		closeStore()
 		return nil, nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/txpipe/txpipe/batch/analytics"
 	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/serving/api"
+	"github.com/txpipe/txpipe/serving/csvfile"
 )
 
 // fakeStore answers with fixed data; card 13 panics, card 14 is
@@ -89,7 +90,7 @@ func (fakeStore) BatchRuns(context.Context, txpipe.RunQuery) (txpipe.RunPage, er
 func openFake(t *testing.T, addr, token string, checks ...metrics.Check) *api.Server {
 	t.Helper()
 	srv := &api.Server{Addr: addr, Token: token, Store: fakeStore{}, Checks: checks, Log: quietLog,
-		Analytics: analytics.Files(fakeAnalytics(t))}
+		Analytics: analytics.Files(fakeAnalytics(t)), Events: csvfile.Events{Dir: t.TempDir()}}
 	if err := srv.Open(); err != nil {
 		t.Fatal(err)
 	}

@@ -179,10 +179,11 @@ func (p *pipeline) serve(t *testing.T, mode, token string) *api.Server {
 	t.Helper()
 	var store txpipe.QueryStore
 	var views analytics.Source
+	var events txpipe.EventStore
 	if mode == modeMySQL {
-		store, views = p.db.Queries(), analytics.MySQL(p.db.SQL)
+		store, views, events = p.db.Queries(), analytics.MySQL(p.db.SQL), p.db.Queries()
 	} else {
-		views = analytics.Files(p.results)
+		views, events = analytics.Files(p.results), csvfile.Events{Dir: p.results}
 		m, err := memory.Open(context.Background(), memory.Config{ResultsDir: p.results, DataDir: p.data, Brokers: p.brokers,
 			Topics: p.topics, Reload: 50 * time.Millisecond, Log: quietLog})
 		if err != nil {
@@ -191,7 +192,7 @@ func (p *pipeline) serve(t *testing.T, mode, token string) *api.Server {
 		t.Cleanup(m.Close)
 		store = m
 	}
-	srv := &api.Server{Addr: "127.0.0.1:0", Token: token, Store: store, Log: quietLog, Analytics: views}
+	srv := &api.Server{Addr: "127.0.0.1:0", Token: token, Store: store, Log: quietLog, Analytics: views, Events: events}
 	if err := srv.Open(); err != nil {
 		t.Fatal(err)
 	}

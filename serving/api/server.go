@@ -65,6 +65,9 @@ type Server struct {
 	// Analytics, when set, serves the batch layer's analytics views:
 	// GET /api/analytics and GET /api/analytics/{view}.
 	Analytics analytics.Source
+	// Events, when set, serves the stream's alerts and latency:
+	// GET /api/alerts and GET /api/latency.
+	Events txpipe.EventStore
 	// Routes are more endpoints, served like the built-in ones.
 	Routes []Route
 	// QueryTimeout bounds each request's work on the store (10 s when
@@ -179,6 +182,9 @@ func (s *Server) buildMux() error {
 	all := builtinRoutes(s)
 	if s.Analytics != nil {
 		all = append(all, analyticsRoutes(s)...)
+	}
+	if s.Events != nil {
+		all = append(all, eventRoutes(s)...)
 	}
 	all = append(all, s.Routes...)
 	seenPath := map[string]bool{}
