@@ -9,7 +9,7 @@ import (
 // The query side (txpipe serve) answers from two views: the batch view of
 // the last batch run, and the stream's results after that run's cut-off.
 // This file holds what it answers with and the one rule that merges the
-// two; serving/mysql and serving/memory implement QueryStore, and
+// two; serving/mysqlstore and serving/memory implement QueryStore, and
 // serving/api serves it over HTTP.
 
 // Errors of a QueryStore. Callers test them with errors.Is; serving/api

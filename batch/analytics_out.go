@@ -18,7 +18,7 @@ import (
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/batch/analytics"
 	"github.com/txpipe/txpipe/serving/csvfile"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/serving/mysqlstore"
 )
 
 // analyticsTables are the MySQL tables of the analytics views.

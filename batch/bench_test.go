@@ -18,7 +18,7 @@ import (
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/internal/mysqltest"
 	"github.com/txpipe/txpipe/serving/csvfile"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/serving/mysqlstore"
 )
 
 // Size of the generated benchmark data.

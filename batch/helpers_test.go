@@ -16,7 +16,7 @@ import (
 	"github.com/txpipe/txpipe/internal/mysqltest"
 	"github.com/txpipe/txpipe/internal/reftest"
 	"github.com/txpipe/txpipe/serving/csvfile"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/serving/mysqlstore"
 )
 
 // streamRun is the naive stream layer over a dataset: its master data and

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/txpipe/txpipe"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/serving/mysqlstore"
 )
 
 // The views the batch replaces, each built as <name>_next and swapped in.

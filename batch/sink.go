@@ -18,7 +18,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/serving/csvfile"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/serving/mysqlstore"
 )
 
 // worker consumes the settled records in its own goroutine, so that the

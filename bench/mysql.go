@@ -17,7 +17,7 @@ import (
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/batch"
 	"github.com/txpipe/txpipe/serving/csvfile"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/serving/mysqlstore"
 	"github.com/txpipe/txpipe/stream"
 )
 

@@ -30,7 +30,7 @@ import (
 	"github.com/txpipe/txpipe/dataset"
 	"github.com/txpipe/txpipe/serving/api"
 	"github.com/txpipe/txpipe/serving/csvfile"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/serving/mysqlstore"
 	"github.com/txpipe/txpipe/stream"
 	"github.com/txpipe/txpipe/stream/embedded"
 )

@@ -2,7 +2,7 @@
 -- MySQL commits every CREATE TABLE on its own: IF NOT EXISTS lets a
 -- migration that was interrupted halfway run again to its end.
 -- (Version 3 is a Go migration: it adds the Kafka positions to
--- stream_transactions and rejected_transactions, see serving/mysql.)
+-- stream_transactions and rejected_transactions, see serving/mysqlstore.)
 
 -- The cut-off of the batch views: per partition of the validated topic,
 -- the offset after the last stream row the batch read. A stream row at or

@@ -21,7 +21,7 @@ import (
 	"github.com/txpipe/txpipe/config"
 	"github.com/txpipe/txpipe/internal/metrics"
 	"github.com/txpipe/txpipe/internal/retry"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/serving/mysqlstore"
 	"github.com/txpipe/txpipe/stream"
 )
 

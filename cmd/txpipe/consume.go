@@ -12,7 +12,7 @@ import (
 
 	"github.com/txpipe/txpipe"
 	"github.com/txpipe/txpipe/internal/metrics"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/serving/mysqlstore"
 	"github.com/txpipe/txpipe/stream"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/txpipe/txpipe/internal/mysqltest"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/serving/mysqlstore"
 	"github.com/txpipe/txpipe/stream/embedded"
 )
 

@@ -17,7 +17,7 @@ import (
 	"github.com/txpipe/txpipe/internal/mysqltest"
 	"github.com/txpipe/txpipe/internal/reftest"
 	"github.com/txpipe/txpipe/serving/csvfile"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/serving/mysqlstore"
 )
 
 func demoConfig(t *testing.T, data string) *config.Config {

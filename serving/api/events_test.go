@@ -17,7 +17,7 @@ import (
 	"github.com/txpipe/txpipe/internal/mysqltest"
 	"github.com/txpipe/txpipe/serving/api"
 	"github.com/txpipe/txpipe/serving/csvfile"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/serving/mysqlstore"
 )
 
 // eventsData is a stream's alerts and staged events, made up.

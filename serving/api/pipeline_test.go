@@ -26,7 +26,7 @@ import (
 	"github.com/txpipe/txpipe/serving/api"
 	"github.com/txpipe/txpipe/serving/csvfile"
 	"github.com/txpipe/txpipe/serving/memory"
-	mysqlstore "github.com/txpipe/txpipe/serving/mysql"
+	"github.com/txpipe/txpipe/serving/mysqlstore"
 	"github.com/txpipe/txpipe/stream"
 	"github.com/txpipe/txpipe/stream/embedded"
 )
