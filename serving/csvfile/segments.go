@@ -2,9 +2,9 @@ package csvfile
 
 import (
 	"bufio"
+	"bytes"
 	"container/heap"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,19 +143,17 @@ func (s *Segments) CloseAll() {
 // before the position, so a crash leaves at most rows past the position,
 // which the next Open truncates.
 func (s *Segments) Write(_ context.Context, vb *txpipe.ViewBatch) error {
-	rows := map[string]*strings.Builder{}
-	w := map[string]*csv.Writer{}
-	writer := func(topic string, p int32) (*csv.Writer, error) {
+	rows := map[string]*rowBuf{}
+	writer := func(topic string, p int32) (*rowBuf, error) {
 		name := segName(topic, p)
-		if cw := w[name]; cw != nil {
-			return cw, nil
+		if b := rows[name]; b != nil {
+			return b, nil
 		}
 		if _, ok := s.segs[name]; !ok {
 			return nil, fmt.Errorf("segment %s/%d is not open", topic, p)
 		}
-		b := &strings.Builder{}
-		rows[name], w[name] = b, csv.NewWriter(b)
-		return w[name], nil
+		rows[name] = &rowBuf{}
+		return rows[name], nil
 	}
 	for i := range vb.Results {
 		r := &vb.Results[i]
@@ -198,16 +196,14 @@ func (s *Segments) Write(_ context.Context, vb *txpipe.ViewBatch) error {
 		if !ok {
 			return fmt.Errorf("segment %s/%d is not open", o.Topic, o.Partition)
 		}
-		if cw := w[segName(o.Topic, o.Partition)]; cw != nil {
-			cw.Flush()
-			b := rows[segName(o.Topic, o.Partition)]
-			if _, err := seg.rows.WriteString(b.String()); err != nil {
+		if b := rows[segName(o.Topic, o.Partition)]; b != nil {
+			if _, err := seg.rows.Write(b.b); err != nil {
 				return fmt.Errorf("append to %s: %w", seg.rows.Name(), err)
 			}
 			if err := seg.rows.Sync(); err != nil {
 				return fmt.Errorf("sync %s: %w", seg.rows.Name(), err)
 			}
-			seg.size += int64(b.Len())
+			seg.size += int64(len(b.b))
 		}
 		seg.next = o.Next
 		pos, _ := json.Marshal(segmentPos{Next: seg.next, Length: seg.size, TopicID: seg.topicID})
@@ -220,6 +216,20 @@ func (s *Segments) Write(_ context.Context, vb *txpipe.ViewBatch) error {
 		}
 	}
 	return nil
+}
+
+// rowBuf collects CSV rows, encoded as encoding/csv.Writer encodes them
+// (AppendField), without its per-field writes.
+type rowBuf struct{ b []byte }
+
+func (r *rowBuf) Write(rec []string) {
+	for i, f := range rec {
+		if i > 0 {
+			r.b = append(r.b, ',')
+		}
+		r.b = AppendField(r.b, f)
+	}
+	r.b = append(r.b, '\n')
 }
 
 // Merge merges the committed part of every segment into
@@ -357,7 +367,10 @@ func rejectedKey(rec []string) string {
 
 // rowSource is a sorted source of segment rows.
 type rowSource interface {
-	next() ([]string, error) // nil at the end
+	next(kind byte) ([]string, error) // the next row of a kind; nil at the end
+	// raw is the last row's fields after its kind and key, as written
+	// (CSV, with its newline), valid until next; nil when not known.
+	raw() []byte
 	rewind() error
 	topic() string
 }
@@ -367,37 +380,149 @@ type fileSource struct {
 	length int64
 	name   string
 	t      string
-	r      *csv.Reader
+	r      *bufio.Reader
+	buf    []byte          // the record being read
+	tail   []byte          // its fields after kind and key, with the newline
 	kinds  map[string]bool // the kinds of rows seen
 }
+
+func (s *fileSource) raw() []byte { return s.tail }
 
 func (s *fileSource) rewind() error {
 	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	s.r = csv.NewReader(bufio.NewReaderSize(io.LimitReader(s.f, s.length), 64<<10))
-	s.r.FieldsPerRecord = -1
+	s.r = bufio.NewReaderSize(io.LimitReader(s.f, s.length), 256<<10)
 	return nil
 }
 
-func (s *fileSource) next() ([]string, error) {
-	rec, err := s.r.Read()
-	if errors.Is(err, io.EOF) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read segment %s: %w", s.name, err)
-	}
-	if len(rec) < 4 {
-		return nil, fmt.Errorf("read segment %s: short row", s.name)
-	}
-	if !s.kinds[rec[0]] {
-		if s.kinds == nil {
-			s.kinds = map[string]bool{}
+// next returns the next row of kind. A merge reads every segment once per
+// kind, and most rows are of another kind (staged events outnumber the
+// rest): those are only scanned for their end, never split.
+func (s *fileSource) next(kind byte) ([]string, error) {
+	for {
+		rec, err := s.record()
+		if err != nil || rec == nil {
+			return nil, err
 		}
-		s.kinds[rec[0]] = true
+		if len(rec) < 2 || rec[1] != ',' {
+			return nil, fmt.Errorf("read segment %s: a row without a kind", s.name)
+		}
+		if !s.kinds[string(rec[:1])] {
+			if s.kinds == nil {
+				s.kinds = map[string]bool{}
+			}
+			s.kinds[string(rec[:1])] = true
+		}
+		if rec[0] != kind {
+			continue
+		}
+		fields, err := splitRecord(rec)
+		if err != nil {
+			return nil, fmt.Errorf("read segment %s: %w", s.name, err)
+		}
+		if len(fields) < 4 {
+			return nil, fmt.Errorf("read segment %s: short row", s.name)
+		}
+		// Kind and key are never quoted: what follows them is the row as
+		// the merged file has it, encoded by the same CSV writer.
+		s.tail = nil
+		if k := 2 + len(fields[1]); len(rec) > k && rec[k] == ',' && rec[2] != '"' {
+			if len(s.buf) == len(rec) { // the last record had no newline
+				s.buf = append(s.buf, '\n')
+			}
+			s.tail = s.buf[k+1 : len(rec)+1]
+		}
+		return fields, nil
 	}
-	return rec, nil
+}
+
+// record reads the bytes of one CSV record, without its newline: up to a
+// newline outside quotes. nil at the end.
+func (s *fileSource) record() ([]byte, error) {
+	s.buf = s.buf[:0]
+	quotes := 0
+	for {
+		line, err := s.r.ReadSlice('\n')
+		s.buf = append(s.buf, line...)
+		quotes += bytes.Count(line, []byte{'"'})
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case errors.Is(err, io.EOF):
+			if len(s.buf) == 0 {
+				return nil, nil
+			}
+			if quotes%2 != 0 {
+				return nil, fmt.Errorf("read segment %s: a quoted field runs to the end", s.name)
+			}
+			return s.buf, nil
+		case err != nil:
+			return nil, fmt.Errorf("read segment %s: %w", s.name, err)
+		}
+		if quotes%2 == 0 {
+			return s.buf[:len(s.buf)-1], nil
+		}
+	}
+}
+
+// splitRecord splits a record as encoding/csv.Writer writes them: fields
+// separated by commas, a field that needs it quoted with its quotes
+// doubled.
+func splitRecord(rec []byte) ([]string, error) {
+	n := 1
+	out := make([]byte, 0, len(rec))
+	var ends []int
+	for i := 0; i <= len(rec); {
+		if i < len(rec) && rec[i] == '"' {
+			i++
+			for {
+				j := bytes.IndexByte(rec[i:], '"')
+				if j < 0 {
+					return nil, errors.New("unterminated quoted field")
+				}
+				out = append(out, rec[i:i+j]...)
+				i += j + 1
+				if i < len(rec) && rec[i] == '"' {
+					out = append(out, '"')
+					i++
+					continue
+				}
+				break
+			}
+			if i < len(rec) && rec[i] != ',' {
+				return nil, fmt.Errorf("field %d: text after its closing quote", n)
+			}
+		} else {
+			j := bytes.IndexByte(rec[i:], ',')
+			if j < 0 {
+				j = len(rec) - i
+			}
+			if bytes.IndexByte(rec[i:i+j], '"') >= 0 {
+				return nil, fmt.Errorf("field %d: a quote in an unquoted field", n)
+			}
+			out = append(out, rec[i:i+j]...)
+			i += j
+		}
+		ends = append(ends, len(out))
+		if i >= len(rec) {
+			break
+		}
+		i++ // the comma
+		n++
+		if i == len(rec) { // a last, empty field
+			ends = append(ends, len(out))
+			break
+		}
+	}
+	str := string(out)
+	fields := make([]string, len(ends))
+	start := 0
+	for k, e := range ends {
+		fields[k] = str[start:e]
+		start = e
+	}
+	return fields, nil
 }
 
 func (s *fileSource) topic() string { return s.t }
@@ -407,13 +532,16 @@ type sliceSource struct {
 	i    int
 }
 
-func (s *sliceSource) next() ([]string, error) {
-	if s.i >= len(s.rows) {
-		return nil, nil
+func (s *sliceSource) next(kind byte) ([]string, error) {
+	for s.i < len(s.rows) {
+		s.i++
+		if rec := s.rows[s.i-1]; rec[0] != "" && rec[0][0] == kind {
+			return rec, nil
+		}
 	}
-	s.i++
-	return s.rows[s.i-1], nil
+	return nil, nil
 }
+func (s *sliceSource) raw() []byte   { return nil }
 func (s *sliceSource) rewind() error { s.i = 0; return nil }
 func (s *sliceSource) topic() string { return "" }
 
@@ -493,16 +621,12 @@ func (h *mergeHeap) Pop() any {
 // into a new file at path; keep (when set) says whether a row is written.
 func mergeRows(srcs []rowSource, kind string, key func([]string) string, path string, header []string, keep func(rec []string, topic string) (bool, error)) error {
 	advance := func(it *mergeItem) (bool, error) {
-		for {
-			rec, err := it.src.next()
-			if err != nil || rec == nil {
-				return false, err
-			}
-			if rec[0] == kind {
-				it.rec, it.key = rec, key(rec)
-				return true, nil
-			}
+		rec, err := it.src.next(kind[0])
+		if err != nil || rec == nil {
+			return false, err
 		}
+		it.rec, it.key = rec, key(rec)
+		return true, nil
 	}
 	var h mergeHeap
 	for _, s := range srcs {
@@ -530,7 +654,12 @@ func mergeRows(srcs []rowSource, kind string, key func([]string) string, path st
 			}
 		}
 		if write {
-			if err := w.Write(it.rec[2:]); err != nil {
+			if raw := it.src.raw(); raw != nil {
+				err = w.WriteEncoded(raw)
+			} else {
+				err = w.Write(it.rec[2:])
+			}
+			if err != nil {
 				w.Abort()
 				return err
 			}
