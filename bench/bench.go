@@ -12,6 +12,10 @@
 //     the input and producing every record unchanged, one transaction per
 //     polled batch of 2000) vs the validator (stream.NewValidator + Run) on
 //     another copy of the input, after the master data is published.
+//   - validate+alerts: the validator without and with the stolen-card
+//     alerts operator (alternated, the fastest of two runs each) on the
+//     same input with 10 % of the cards reported stolen and event times
+//     5,000 a second apart, as the simulator sends them.
 //   - sink: one LOAD DATA LOCAL INFILE of the validated rows (decoded and
 //     formatted before the clock starts) into an empty stream_transactions
 //     table vs the stream sink (CSV + MySQL through mysqlstore) reading the
@@ -144,6 +148,15 @@ type Report struct {
 	// stream_transactions.csv plus a raw write of the same view files;
 	// their RSSMiB is the peak RSS of `txpipe batch` in CSV mode.
 	BatchCSV, BatchCSVAnalytics Stage
+	// Alerts is the validator with the stolen-card alerts operator against
+	// the validator without it (its raw side), on the same input with
+	// StolenShare % of the cards reported stolen: the fastest of
+	// alertRounds alternated runs each. AlertRecords is what the alerts
+	// topic held after a run with alerts (records and transaction
+	// markers), StolenCards how many cards were reported.
+	Alerts       Stage
+	AlertRecords int64
+	StolenCards  int
 	// ConsumeChild is how long the consume child ran, including its 3 s
 	// of idleness at the end.
 	ConsumeChild time.Duration
@@ -164,12 +177,13 @@ func (r Report) Stages() []Stage { return []Stage{r.Produce, r.Validate, r.Sink,
 func (r Report) Line() string {
 	return fmt.Sprintf("bench: produce_ratio=%.2f validate_ratio=%.2f sink_ratio=%.2f batch_ratio=%.2f "+
 		"produce_rows_s=%d validate_rows_s=%d sink_rows_s=%d batch_rows_s=%d consume_rss_mib=%d batch_rss_mib=%d "+
-		"batch_load_ratio=%.2f batch_csv_ratio=%.2f batch_csv_rows_s=%d batch_csv_analytics_ratio=%.2f batch_csv_analytics_rows_s=%d batch_csv_rss_mib=%d",
+		"batch_load_ratio=%.2f batch_csv_ratio=%.2f batch_csv_rows_s=%d batch_csv_analytics_ratio=%.2f batch_csv_analytics_rows_s=%d batch_csv_rss_mib=%d "+
+		"alerts_ratio=%.2f alerts_rows_s=%d",
 		r.Produce.Ratio, r.Validate.Ratio, r.Sink.Ratio, r.Batch.Ratio,
 		round(r.Produce.Rate), round(r.Validate.Rate), round(r.Sink.Rate), round(r.Batch.Rate),
 		round(r.ConsumeRSSMiB), round(r.BatchRSSMiB),
 		r.BatchLoad.Ratio, r.BatchCSV.Ratio, round(r.BatchCSV.Rate), r.BatchCSVAnalytics.Ratio, round(r.BatchCSVAnalytics.Rate),
-		round(r.BatchCSVAnalytics.RSSMiB))
+		round(r.BatchCSVAnalytics.RSSMiB), r.Alerts.Ratio, round(r.Alerts.Rate))
 }
 
 func round(f float64) int64 { return int64(math.Round(f)) }
@@ -196,6 +210,9 @@ func (r Report) WriteTable(w io.Writer) error {
 		}
 		row(s.Name, s)
 	}
+	if s := r.Alerts; s.Rate > 0 {
+		row("validate+alerts", s)
+	}
 	if s := r.BatchLoad; s.Rate > 0 {
 		row("batch vs +LOAD DATA", s)
 	}
@@ -209,6 +226,10 @@ func (r Report) WriteTable(w io.Writer) error {
 	if a := r.Analytics; a.Skipped == "" && a.Rate > 0 {
 		fmt.Fprintf(&b, "(batch+analytics: the MySQL batch with the analytics views, %.0f %% slower than without; peak RSS %s MiB with, %s MiB without)\n",
 			100*(r.Batch.Rate/a.Rate-1), mib(r.AnalyticsRSSMiB), mib(r.BatchRSSMiB))
+	}
+	if s := r.Alerts; s.Rate > 0 {
+		fmt.Fprintf(&b, "(validate+alerts: the validator with the stolen-card alerts operator against itself without it, %d %% of the %d cards stolen (%d), fastest of %d alternated runs each: %.2f s without, %.2f s with, %.0f %% lower throughput; %d records on the alerts topic)\n",
+			StolenShare, r.Cards, r.StolenCards, alertRounds, s.Raw.Seconds(), s.Txpipe.Seconds(), 100*(1-s.Ratio), r.AlertRecords)
 	}
 	if s := r.BatchLoad; s.Rate > 0 {
 		fmt.Fprintf(&b, "(batch vs +LOAD DATA: the MySQL batch against the raw SELECT plus a raw LOAD DATA of the same view rows)\n")
@@ -268,6 +289,7 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	rep.Produce.Name, rep.Validate.Name, rep.Sink.Name, rep.Batch.Name = "produce", "validate", "sink", "batch"
 	rep.Analytics.Name, rep.BatchLoad.Name = "batch+analytics", "batch-load"
 	rep.BatchCSV.Name, rep.BatchCSVAnalytics.Name = "batch-csv", "batch-csv+analytics"
+	rep.Alerts.Name = "validate+alerts"
 
 	if b.tmp, err = os.MkdirTemp("", "txpipe-bench-"); err != nil {
 		return rep, fmt.Errorf("bench: %w", err)
@@ -327,6 +349,7 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	}{
 		{"produce", b.produceStage},
 		{"validate", b.validateStage},
+		{"alerts", b.alertsStage},
 		{"sink", b.sinkStage},
 		{"consume child", b.consumeChild},
 		{"batch", b.batchStage},

@@ -58,7 +58,7 @@ func TestMain(m *testing.M) {
 var lineRE = regexp.MustCompile(`^bench: produce_ratio=(\d+\.\d\d) validate_ratio=(\d+\.\d\d) sink_ratio=(\d+\.\d\d) batch_ratio=(\d+\.\d\d) ` +
 	`produce_rows_s=(\d+) validate_rows_s=(\d+) sink_rows_s=(\d+) batch_rows_s=(\d+) consume_rss_mib=(\d+) batch_rss_mib=(\d+) ` +
 	`batch_load_ratio=(\d+\.\d\d) batch_csv_ratio=(\d+\.\d\d) batch_csv_rows_s=(\d+) batch_csv_analytics_ratio=(\d+\.\d\d) ` +
-	`batch_csv_analytics_rows_s=(\d+) batch_csv_rss_mib=(\d+)$`)
+	`batch_csv_analytics_rows_s=(\d+) batch_csv_rss_mib=(\d+) alerts_ratio=(\d+\.\d\d) alerts_rows_s=(\d+)$`)
 
 // lastLine checks the summary line and returns its values by name.
 func lastLine(t *testing.T, out string) map[string]float64 {
@@ -71,7 +71,7 @@ func lastLine(t *testing.T, out string) map[string]float64 {
 	}
 	names := []string{"produce_ratio", "validate_ratio", "sink_ratio", "batch_ratio", "produce_rows_s", "validate_rows_s",
 		"sink_rows_s", "batch_rows_s", "consume_rss_mib", "batch_rss_mib", "batch_load_ratio", "batch_csv_ratio", "batch_csv_rows_s",
-		"batch_csv_analytics_ratio", "batch_csv_analytics_rows_s", "batch_csv_rss_mib"}
+		"batch_csv_analytics_ratio", "batch_csv_analytics_rows_s", "batch_csv_rss_mib", "alerts_ratio", "alerts_rows_s"}
 	v := map[string]float64{}
 	for i, n := range names {
 		f, err := strconv.ParseFloat(m[i+1], 64)
@@ -125,7 +125,10 @@ func TestRunWithMySQL(t *testing.T) {
 	if rep.Line() != strings.TrimRight(out.String(), "\n")[strings.LastIndex(strings.TrimRight(out.String(), "\n"), "\n")+1:] {
 		t.Errorf("Report.Line() %q is not the printed last line", rep.Line())
 	}
-	for _, s := range []Stage{rep.BatchLoad, rep.BatchCSV, rep.BatchCSVAnalytics} {
+	if rep.AlertRecords == 0 || rep.StolenCards != 20 {
+		t.Errorf("validate+alerts: %d records on the alerts topic, %d stolen cards: want alerts from the 20 stolen cards", rep.AlertRecords, rep.StolenCards)
+	}
+	for _, s := range []Stage{rep.BatchLoad, rep.BatchCSV, rep.BatchCSVAnalytics, rep.Alerts} {
 		if s.RawRate <= 0 || s.Rate <= 0 || s.Ratio <= 0 || s.Rows != 3000 || s.RawRows != 3000 {
 			t.Errorf("stage %+v: want every rate > 0 and 3000 rows", s)
 		}
@@ -165,7 +168,8 @@ func TestRunWithoutMySQL(t *testing.T) {
 	}
 	v := lastLine(t, out.String())
 	for _, k := range []string{"produce_ratio", "validate_ratio", "produce_rows_s", "validate_rows_s", "consume_rss_mib",
-		"batch_csv_ratio", "batch_csv_rows_s", "batch_csv_analytics_ratio", "batch_csv_analytics_rows_s", "batch_csv_rss_mib"} {
+		"batch_csv_ratio", "batch_csv_rows_s", "batch_csv_analytics_ratio", "batch_csv_analytics_rows_s", "batch_csv_rss_mib",
+		"alerts_ratio", "alerts_rows_s"} {
 		if v[k] <= 0 {
 			t.Errorf("%s = %v, want > 0", k, v[k])
 		}

@@ -62,10 +62,12 @@ func (b *bencher) encode() error {
 }
 
 // records builds fresh records of the encoded transactions for topic.
-func (b *bencher) records(topic string) []kgo.Record {
-	recs := make([]kgo.Record, len(b.enc.values))
+func (b *bencher) records(topic string) []kgo.Record { return b.enc.records(topic) }
+
+func (e *encoded) records(topic string) []kgo.Record {
+	recs := make([]kgo.Record, len(e.values))
 	for i := range recs {
-		recs[i] = kgo.Record{Topic: topic, Key: b.enc.keys[i], Value: b.enc.values[i], Headers: b.enc.headers[i]}
+		recs[i] = kgo.Record{Topic: topic, Key: e.keys[i], Value: e.values[i], Headers: e.headers[i]}
 	}
 	return recs
 }
@@ -137,7 +139,12 @@ func (b *bencher) deleteTopics(ctx context.Context, names ...string) {
 // franz-go client (its defaults: idempotent, 10 ms linger, snappy) and
 // returns how long it took, from the first Produce to the end of Flush.
 func (b *bencher) produceRaw(ctx context.Context, topic string) (time.Duration, error) {
-	recs := b.records(topic)
+	return b.produceEncoded(ctx, topic, &b.enc)
+}
+
+// produceEncoded produces records of enc to topic.
+func (b *bencher) produceEncoded(ctx context.Context, topic string, enc *encoded) (time.Duration, error) {
+	recs := enc.records(topic)
 	cl, err := b.client()
 	if err != nil {
 		return 0, err
