@@ -195,7 +195,14 @@ func (t *alertsTask) advance(out *Emitter, wm int64) {
 		start, card int64
 	}
 	var due []closing
+	// Windows end at multiples of win: none closes unless the watermark
+	// passed one (most advances move it by a millisecond or so, and the
+	// scan below reads every held payment).
+	crossed := floorDiv(wm, win) > floorDiv(old, win)
 	for card, ps := range t.cards {
+		if !crossed {
+			break
+		}
 		for _, p := range ps {
 			if p.Late {
 				continue
@@ -261,6 +268,15 @@ func (t *alertsTask) advance(out *Emitter, wm int64) {
 			t.nextTick = 0 // the next stolen payment starts the ticks again
 		}
 	}
+}
+
+// floorDiv is a/b rounded down (b > 0).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }
 
 func cmpInt(a, b int64) int {
