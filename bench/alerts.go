@@ -53,7 +53,11 @@ func (b *bencher) alertsStage(ctx context.Context, rep *Report) error {
 	var alerts int64
 	for round := range alertRounds {
 		for _, on := range []bool{false, true} {
-			took, n, err := b.validateOnce(ctx, fmt.Sprintf("alerts-%v-%d", on, round), live, stolenTopic, stolen, on)
+			profile := ""
+			if on && round == 0 {
+				profile = "validate-alerts"
+			}
+			took, n, err := b.validateOnce(ctx, rep, fmt.Sprintf("alerts-%v-%d", on, round), profile, live, stolenTopic, stolen, on)
 			if err != nil {
 				return err
 			}
@@ -75,8 +79,9 @@ func (b *bencher) alertsStage(ctx context.Context, rep *Report) error {
 
 // validateOnce judges a fresh copy of the input with the stolen cards
 // published, with or without the alerts operator, and returns how long it
-// took and how many records (and markers) the alerts topic holds.
-func (b *bencher) validateOnce(ctx context.Context, name string, input *encoded, stolenTopic string, stolen []txpipe.StolenCard, alerts bool) (time.Duration, int64, error) {
+// took and how many records (and markers) the alerts topic holds; with a
+// profile name (and Options.Profile) it writes a CPU profile of the run.
+func (b *bencher) validateOnce(ctx context.Context, rep *Report, name, profile string, input *encoded, stolenTopic string, stolen []txpipe.StolenCard, alerts bool) (time.Duration, int64, error) {
 	topics, err := b.ensureInput(ctx, b.topic(name))
 	if err != nil {
 		return 0, 0, err
@@ -108,10 +113,18 @@ func (b *bencher) validateOnce(ctx context.Context, name string, input *encoded,
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stopProfile := func() {}
+	if profile != "" {
+		if stopProfile, err = b.startProfile(profile, rep); err != nil {
+			v.Close()
+			return 0, 0, err
+		}
+	}
 	begin := time.Now()
 	run := start(func() error { return v.Run(rctx) })
 	err = waitFor(ctx, run, func() bool { s := v.Stats(); return s.Processed+s.Rejected >= b.rows })
 	took := time.Since(begin)
+	stopProfile()
 	cancel()
 	if rerr := run.wait(); err == nil && rerr != nil {
 		err = rerr

@@ -94,7 +94,7 @@ type Options struct {
 	Binary string
 	// Profile, when set, is a directory where CPU profiles of the
 	// in-process txpipe side of each stage are written (produce.pprof,
-	// validate.pprof, sink.pprof, batch.pprof, and batch-csv.pprof and
+	// validate.pprof, validate-alerts.pprof, sink.pprof, batch.pprof, and batch-csv.pprof and
 	// batch-csv-analytics.pprof of one more CSV batch run each). They
 	// cover the whole process: with an in-process embedded broker, the
 	// broker too.
