@@ -3,8 +3,10 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -65,14 +67,91 @@ type alertJSON struct {
 }
 
 func toAlert(a txpipe.Alert) alertJSON {
-	raw := json.RawMessage(mask.Digits(a.JSON))
-	if !json.Valid(raw) {
+	raw, err := maskJSONStrings(a.JSON)
+	if err != nil { // not JSON: the text, masked
 		raw, _ = json.Marshal(mask.Digits(a.JSON))
 	}
 	f := func(t time.Time) string { return t.UTC().Format(alertTimeLayout) }
 	return alertJSON{Type: a.Type, CardID: a.CardID, WindowFrom: f(a.From), WindowTo: f(a.To), Late: a.Late, Payments: a.Count,
 		Total: a.Total.String(), FirstSeen: f(a.First), LastSeen: f(a.Last), EventDateOrigin: f(a.Origin), Alert: raw,
 		KafkaTopic: a.Pos.Topic, KafkaPartition: a.Pos.Partition, KafkaOffset: a.Pos.Offset}
+}
+
+// maskJSONStrings re-encodes a JSON document with every string masked
+// (mask.Digits: merchant names and locations may hold card numbers) and
+// every number, key and the order of the keys as they were: transaction
+// ids are numbers of up to 19 digits, not card numbers.
+func maskJSONStrings(doc string) (json.RawMessage, error) {
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.UseNumber()
+	var out []byte
+	// after[i] says whether the container at depth i has had a value
+	// (a comma goes before the next); key says an object awaits a key.
+	type level struct {
+		object, any, key bool
+	}
+	var stack []level
+	sep := func() {
+		if n := len(stack); n > 0 {
+			l := &stack[n-1]
+			if l.object && !l.key { // a value after its key
+				out = append(out, ':')
+				l.key = true
+				return
+			}
+			if l.any {
+				out = append(out, ',')
+			}
+			l.any = true
+			if l.object {
+				l.key = false
+			}
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				sep()
+				out = append(out, byte(v))
+				stack = append(stack, level{object: v == '{', key: true})
+			default:
+				out = append(out, byte(v))
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case string:
+			sep()
+			if n := len(stack); n > 0 && stack[n-1].object && !stack[n-1].key {
+				b, _ := json.Marshal(v) // a key, as it is
+				out = append(out, b...)
+				continue
+			}
+			b, _ := json.Marshal(mask.Digits(v))
+			out = append(out, b...)
+		case json.Number:
+			sep()
+			out = append(out, v...)
+		case bool:
+			sep()
+			out = strconv.AppendBool(out, v)
+		case nil:
+			sep()
+			out = append(out, "null"...)
+		}
+	}
+	if !json.Valid(out) {
+		return nil, fmt.Errorf("alert JSON re-encoded invalid")
+	}
+	return out, nil
 }
 
 func (s *Server) alerts(w http.ResponseWriter, r *http.Request, p *params) error {
